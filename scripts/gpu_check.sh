@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One prepared GPU session: CUDA tests, benchmarks, then fixed-time training runs on Shapes
+# (paper preset, LayerNorm and BatchNorm) and TextureMNIST2, each evaluated on its test split.
+# Logs and JSON go to $OUT (default ./gpu_out); a short table is printed last.
+# Budgets (minutes) come from the environment so a CPU dry run can use tiny ones:
+#   SHAPES_LN_MIN SHAPES_BN_MIN TEXTURE_MIN  (default 3.5 1.5 2.0), DEVICE (default cuda)
+set -uo pipefail
+OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
+DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}
+SHAPES_LN_MIN=${SHAPES_LN_MIN:-3.5}; SHAPES_BN_MIN=${SHAPES_BN_MIN:-1.5}; TEXTURE_MIN=${TEXTURE_MIN:-2.0}
+EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; BENCH_STEPS=${BENCH_STEPS:-50}
+export PYTHONUNBUFFERED=1 TAGGER_DATA=${TAGGER_DATA:-$PWD/.carry/data}
+PY=python3
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/summary.log"; }
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null; \
+  $PY -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/machine.txt"
+$PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH=$PWD
+
+log "tests (CUDA + core)"
+$PY -m pytest -q -x tests/test_fast.py tests/test_model.py tests/test_metrics.py 2>&1 | tail -5 | tee -a "$OUT/summary.log"
+
+log "benchmarks"
+for spec in "shapes paper off 100" "shapes paper graph 100" "shapes paper graph 1000" "texture-mnist paper graph 100"; do
+  set -- $spec
+  [ "$DEVICE" = cpu ] && [ "$3" = graph ] && continue
+  $PY -m tagger bench --dataset $1 --preset $2 --compile $3 --batch-size $4 --device $DEVICE \
+      --steps $BENCH_STEPS --output "$OUT/bench_$1_$3_$4.json" 2>&1 | tail -1 | tee -a "$OUT/bench.md"
+done
+
+train_eval() {  # name dataset preset minutes extra...
+  local name=$1 dataset=$2 presetname=$3 minutes=$4; shift 4
+  log "train $name ($minutes min)"
+  timeout $(( ${minutes%.*} * 60 + 150 )) $PY -m tagger train $dataset --preset $presetname --device $DEVICE \
+      --compile $COMPILE --epochs 1000 --max-minutes $minutes --run-dir "runs/$name" --no-progress "$@" \
+      > "$OUT/train_$name.log" 2>&1 || log "train $name FAILED (see train_$name.log)"
+  cp runs/$name/metrics.csv "$OUT/metrics_$name.csv" 2>/dev/null
+  $PY -m tagger eval runs/$name --device $DEVICE --examples $EVAL_EXAMPLES --output "$OUT/eval_$name.json" \
+      > "$OUT/evalout_$name.txt" 2>&1 || log "eval $name FAILED"
+  tail -4 "$OUT/evalout_$name.txt" | tee -a "$OUT/summary.log"
+}
+train_eval shapes-ln shapes paper "$SHAPES_LN_MIN"
+$PY -m tagger show runs/shapes-ln --device $DEVICE --output "$OUT/shapes_ln_groupings.png" >/dev/null 2>&1
+train_eval shapes-bn shapes paper-bn "$SHAPES_BN_MIN"
+train_eval texture2-ln texture-mnist paper "$TEXTURE_MIN" --digits 2
+$PY -m tagger show runs/texture2-ln --device $DEVICE --output "$OUT/texture2_groupings.png" >/dev/null 2>&1
+
+log "summary"
+cat "$OUT/bench.md" 2>/dev/null
+for name in shapes-ln shapes-bn texture2-ln; do
+  $PY - "$OUT" "$name" <<'PYEOF'
+import csv, json, sys
+out, name = sys.argv[1], sys.argv[2]
+try:
+    rows = list(csv.DictReader(open(f"{out}/metrics_{name}.csv")))
+    ev = json.load(open(f"{out}/eval_{name}.json"))
+    print(f"{name}: epochs {rows[-1]['epoch']} in {float(rows[-1]['elapsed_s']):.0f} s; test AMI",
+          " ".join(f"{v:.3f}" for v in ev["ami"]), "| cost", " ".join(f"{v:.4f}" for v in ev["denoising_cost"]))
+except Exception as error:
+    print(f"{name}: no result ({error})")
+PYEOF
+done | tee -a "$OUT/summary.log"

@@ -1,0 +1,119 @@
+"""``tagger bench``: training-step, inference and AMI throughput, with model FLOP utilisation
+against the device's own measured dense matmul rate (same dtype, same process)."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from datetime import date
+
+import torch
+
+from .config import preset
+from .metrics import ami
+from .model import Tagger
+from .train import resolve_device
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, steps: int, repeats: int) -> float:
+    """Median seconds per call of ``fn`` over ``repeats`` runs of ``steps`` calls (after one warm run)."""
+    fn()
+    synchronize(device)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        synchronize(device)
+        samples.append((time.perf_counter() - start) / steps)
+    return statistics.median(samples)
+
+
+def matmul_peak(device: torch.device, repeats: int = 3) -> float:
+    """Measured dense fp32 (TF32 on GPU) matmul rate in FLOP/s."""
+    size = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    seconds = timed(lambda: a @ b, device, steps=5 if device.type == "cuda" else 2, repeats=repeats)
+    return 2.0 * size ** 3 / seconds
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_benchmark(args) -> dict:
+    """Time the preset's training step, inference and AMI; print a table, write JSON."""
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    config = preset(args.preset, args.dataset)
+    batch = args.batch_size or config.train.batch_size
+    torch.manual_seed(0)
+    model = Tagger(config.model).to(device)
+    x = (torch.rand(batch, config.model.input_size, device=device) < 0.3).float()
+    if args.compile == "graph":
+        from .fast import capture_train_step
+
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, capturable=True)
+        step = capture_train_step(model, optimizer, batch, config.model.input_size, device)
+        train_step = lambda: step(x)  # noqa: E731
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+
+        def train_step():
+            optimizer.zero_grad(set_to_none=True)
+            model(x).loss.backward()
+            optimizer.step()
+    step_s = timed(train_step, device, args.steps, args.repeats)
+    infer_s = timed(lambda: model.infer(x, iterations=5), device, max(2, args.steps // 4), args.repeats)
+    objects = torch.randint(0, 4, (10_000, config.model.input_size), device=device)
+    masks = torch.rand(10_000, config.model.groups, config.model.input_size, device=device)
+    ami_s = timed(lambda: ami(objects, masks), device, 1, args.repeats)
+    peak = matmul_peak(device)
+    flops_step = 3.0 * model.flops_per_example() * batch  # forward + backward (2x)
+    steps_per_epoch = 50_000 // batch
+    result = {
+        "date": date.today().isoformat(), "torch": torch.__version__, "device": device_name(device),
+        "cpu": cpu_model(), "preset": args.preset, "dataset": args.dataset, "batch": batch,
+        "compile": args.compile, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
+        "epoch_s": steps_per_epoch * step_s, "full_run_min": config.train.epochs * steps_per_epoch * step_s / 60,
+        "epochs": config.train.epochs, "gflop_per_step": flops_step / 1e9, "achieved_tflops": flops_step / step_s / 1e12,
+        "matmul_peak_tflops": peak / 1e12, "utilisation": flops_step / step_s / peak,
+        "infer_samples_per_s": batch / infer_s, "ami_examples_per_s": 10_000 / ami_s,
+    }
+    print(markdown_row(result, header=True))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def markdown_row(r: dict, header: bool = False) -> str:
+    row = (f"| {r['device']} | {r['preset']} | {r['compile']} | {r['batch']} | {r['samples_per_s']:,.0f} | "
+           f"{r['ms_per_step']:.2f} | {r['achieved_tflops']:.3f} | {r['matmul_peak_tflops']:.2f} | "
+           f"{100 * r['utilisation']:.1f} % | {r['full_run_min']:.1f} min ({r['epochs']} ep) | "
+           f"{r['infer_samples_per_s']:,.0f} | {r['ami_examples_per_s']:,.0f} |")
+    if not header:
+        return row
+    head = ("| device | preset | compile | batch | train samples/s | ms/step | TFLOP/s | matmul peak TFLOP/s | "
+            "utilisation | full run | infer samples/s (T=5) | AMI examples/s |")
+    return head + "\n" + "|---" * 12 + "|\n" + row

@@ -1,0 +1,163 @@
+"""Checkpoints: safetensors tensors + JSON, written atomically, never pickles.
+
+A checkpoint is a directory ``RUN/checkpoint`` holding ``model.safetensors`` (weights),
+``training.safetensors`` (optimiser moments, RNG states) and ``state.json`` (config, step,
+epoch, data position, optimiser hyperparameters). A new one is written to a temporary
+directory, fsynced, and swapped in by renames; the previous one is kept as
+``checkpoint.old`` until the swap is complete, so a crash at any moment leaves one whole
+checkpoint behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import Config, ConfigError
+
+FORMAT = "tagger-checkpoint"
+VERSION = 1
+CURRENT, PREVIOUS = "checkpoint", "checkpoint.old"
+
+
+class CheckpointError(ValueError):
+    """A missing, foreign, corrupted or mismatching checkpoint; one line for the user."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, writer) -> None:
+    writer(path)
+    os.chmod(path, 0o644)
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state: dict,
+                    tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Atomically write a checkpoint into ``run_dir/checkpoint``.
+
+    Args:
+        run_dir: the run directory.
+        config: saved in ``state.json`` (and as ``run_dir/config.json`` by the trainer).
+        model: its ``state_dict`` goes to ``model.safetensors``.
+        state: JSON-serialisable training state (step, epoch, position, ...).
+        tensors: extra tensors (optimiser moments, RNG states) for ``training.safetensors``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=run_dir))
+    try:
+        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        _write_file(staging / "model.safetensors", lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
+        extra = {k: v.detach().contiguous().cpu() for k, v in (tensors or {}).items()}
+        _write_file(staging / "training.safetensors", lambda p: save_file(extra, str(p), metadata={"format": FORMAT}))
+        document = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state}
+        _write_file(staging / "state.json", lambda p: p.write_text(json.dumps(document, indent=1)))
+        _fsync_dir(staging)
+        os.chmod(staging, 0o755)  # mkdtemp makes 0700
+        current, previous = run_dir / CURRENT, run_dir / PREVIOUS
+        if previous.exists():
+            shutil.rmtree(previous)
+        if current.exists():
+            os.replace(current, previous)
+        os.replace(staging, current)
+        _fsync_dir(run_dir)
+        if previous.exists():
+            shutil.rmtree(previous)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_dir / CURRENT
+
+
+def find_checkpoint(path: Path) -> Path:
+    """Resolve a run directory or checkpoint directory/file to a checkpoint directory."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run directory or checkpoint")
+    if path.is_file():
+        path = path.parent
+    if (path / "state.json").exists():
+        return path
+    for name in (CURRENT, PREVIOUS):
+        if (path / name / "state.json").exists():
+            return path / name
+    raise CheckpointError(f"{path}: no tagger checkpoint here (expected {CURRENT}/state.json)")
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head[:2] == b"\x80\x02" or head[:1] == b"\x80" or head[:2] == b"PK":
+        raise CheckpointError(f"{path}: looks like a pickle/zip (torch.save) file; tagger loads only safetensors")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0]})") from None
+
+
+def read_checkpoint(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Read ``(config, state, model_weights, training_tensors)``, validating everything."""
+    folder = find_checkpoint(path)
+    try:
+        document = json.loads((folder / "state.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{folder / 'state.json'}: unreadable ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / 'state.json'}: not a tagger checkpoint")
+    if document.get("version") != VERSION:
+        raise CheckpointError(f"{folder / 'state.json'}: checkpoint version {document.get('version')} unsupported")
+    try:
+        config = Config.from_dict(document["config"]).validate()
+    except (ConfigError, KeyError) as error:
+        raise CheckpointError(f"{folder / 'state.json'}: bad config ({error})") from None
+    weights = _read_tensors(folder / "model.safetensors")
+    training = _read_tensors(folder / "training.safetensors") if (folder / "training.safetensors").exists() else {}
+    return config, document.get("state", {}), weights, training
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Load ``weights`` into ``model`` all-or-nothing, with one-line errors on mismatch."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: weights do not match the config's model "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, value in expected.items():
+        if tuple(weights[name].shape) != tuple(value.shape):
+            raise CheckpointError(f"{source}: {name} has shape {tuple(weights[name].shape)}, "
+                                  f"the config's model needs {tuple(value.shape)}")
+        if not torch.isfinite(weights[name]).all():
+            raise CheckpointError(f"{source}: {name} holds NaN or inf")
+    model.load_state_dict(weights)
+
+
+def load_model(path, device="cpu"):
+    """Build the model a checkpoint describes and load its weights; eval mode."""
+    from .model import Tagger
+
+    config, _, weights, _ = read_checkpoint(Path(path))
+    model = Tagger(config.model)
+    load_weights(model, weights, find_checkpoint(Path(path)))
+    return model.to(device).eval()

@@ -1,0 +1,122 @@
+"""Command line: ``tagger train | eval | show | bench | demo | data``. ``tagger CMD --help`` explains each."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  tagger demo                                   # quick CPU run on Shapes: train, evaluate, figure
+  tagger train shapes --preset paper --run-dir runs/shapes-ln
+  tagger train shapes --preset quick --norm batch --epochs 3
+  tagger train texture-mnist --digits 2 --preset quick
+  tagger train --resume runs/shapes-ln          # continue an interrupted run exactly
+  tagger eval runs/shapes-ln --iterations 5     # Table 1a on the test split, JSON in the run dir
+  tagger show runs/shapes-ln                    # PNG of groupings like the paper's Figure 4
+  tagger bench --preset paper --device cuda     # throughput and FLOP utilisation
+"""
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("overrides of the preset (default: the preset's value)")
+    group.add_argument("--epochs", type=int)
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--lr", type=float, help="Adam learning rate")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--groups", type=int, help="K, groups used in training")
+    group.add_argument("--iterations", type=int, help="T, TAG iterations in training")
+    group.add_argument("--widths", type=str, help="Ladder layer sizes, e.g. 2000-1000-500")
+    group.add_argument("--norm", choices=["batch", "layer"], help="normalisation (batch = reference code, layer = paper's best)")
+    group.add_argument("--noise", type=float, help="bit-flip probability (binary) or noise std (continuous)")
+    group.add_argument("--valid-examples", type=int, help="validation examples scored per epoch (0 = all)")
+    group.add_argument("--train-examples", type=int, help="use the first N training examples (0 = all)")
+    group.add_argument("--eval-iterations", type=int, help="iterations reported at validation")
+    group.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
+    group.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tagger", description="TAG / Tagger: unsupervised perceptual grouping (Greff et al., NIPS 2016).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model (writes a run directory)")
+    train.add_argument("dataset", nargs="?", default="shapes", choices=["shapes", "texture-mnist"])
+    train.add_argument("--preset", default="quick", help="paper, paper-bn or quick (default quick)")
+    train.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2)")
+    train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its checkpoint")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    train.add_argument("--compile", default="off", choices=["off", "graph"],
+                       help="graph: capture the whole training step in a CUDA graph (GPU only)")
+    train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_model_flags(train)
+
+    for name, text in (("eval", "Table 1a for a run: denoising cost and AMI per iteration"),
+                       ("show", "PNG of groupings like the paper's Figure 4")):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
+        sub.add_argument("--split", default="test", help="test (default), valid, train or single (Shapes)")
+        sub.add_argument("--iterations", type=int, default=5, help="iterations to run (default 5)")
+        sub.add_argument("--groups", type=int, help="K at evaluation (default: as trained)")
+        sub.add_argument("--examples", type=int, default=0 if name == "eval" else 4,
+                         help="examples to use (eval: 0 = whole split)")
+        sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--device", default="auto")
+        sub.add_argument("--data-dir", type=Path)
+        sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
+
+    bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
+    bench.add_argument("--dataset", default="shapes", choices=["shapes", "texture-mnist"])
+    bench.add_argument("--preset", default="paper")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--batch-size", type=int, help="default: the preset's")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--compile", default="off", choices=["off", "graph"])
+    bench.add_argument("--output", type=Path, help="JSON file for the results")
+
+    demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")
+    demo.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--max-minutes", type=float, default=0.0, help="cap the training time (0 = preset's epochs)")
+    demo.add_argument("--device", default="auto")
+    demo.add_argument("--data-dir", type=Path)
+
+    data = commands.add_parser("data", help="generate and cache a dataset")
+    data.add_argument("dataset", choices=["shapes", "texture-mnist"])
+    data.add_argument("--digits", type=int, default=2)
+    data.add_argument("--data-dir", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from . import commands
+
+    try:
+        return int(getattr(commands, f"run_{args.command}")(args) or 0)
+    except KeyboardInterrupt:
+        print("tagger: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one line for users, traceback with --debug
+        if args.debug:
+            raise
+        from .commands import USER_ERRORS
+
+        kind = "error" if isinstance(error, USER_ERRORS) else f"internal error ({type(error).__name__})"
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"tagger: {kind}: {message}" + ("" if isinstance(error, USER_ERRORS) else " (rerun with --debug)"),
+              file=sys.stderr)
+        return 2 if isinstance(error, USER_ERRORS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""What each CLI command does (argument parsing lives in :mod:`tagger.cli`)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from . import datasets
+from .checkpoint import CheckpointError, find_checkpoint, load_model, read_checkpoint
+from .config import Config, ConfigError, preset
+from .datasets import DataError
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, FileNotFoundError, PermissionError)
+
+_OVERRIDES = {  # CLI flag -> (section, field)
+    "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
+    "seed": ("train", "seed"), "valid_examples": ("train", "valid_examples"),
+    "train_examples": ("train", "train_examples"), "eval_iterations": ("train", "eval_iterations"),
+    "checkpoint_every": ("train", "checkpoint_every"), "max_minutes": ("train", "max_minutes"),
+    "groups": ("model", "groups"), "iterations": ("model", "iterations"), "norm": ("model", "norm"),
+    "noise": ("model", "noise"),
+}
+
+
+def config_from_args(args) -> Config:
+    """The preset named by ``--preset`` with every given flag applied; validated."""
+    config = preset(args.preset, args.dataset, args.digits)
+    for flag, (section, name) in _OVERRIDES.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(getattr(config, section), name, value)
+    if args.widths:
+        try:
+            config.model.widths = tuple(int(w) for w in args.widths.replace(",", "-").split("-"))
+        except ValueError:
+            raise ConfigError(f"--widths must look like 2000-1000-500, got {args.widths!r}") from None
+    return config.validate()
+
+
+def run_train(args) -> int:
+    from .train import Trainer
+
+    if args.resume is not None:
+        config, _, _, _ = read_checkpoint(args.resume)
+        run_dir = Path(args.resume)
+    else:
+        config = config_from_args(args)
+        run_dir = args.run_dir or Path("runs") / f"{args.dataset}-{args.preset}"
+        if (run_dir / "checkpoint").exists():
+            raise ConfigError(f"--run-dir {run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
+    trainer = Trainer(config, run_dir, device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
+    if args.compile == "graph":
+        from .fast import use_cuda_graph
+
+        use_cuda_graph(trainer)
+    print(f"training {config.preset} ({config.train.dataset}, {config.model.norm} norm) on {trainer.device} -> {run_dir}")
+    last = trainer.run(resume=args.resume is not None)
+    print(f"done: epoch {last.get('epoch')}, valid AMI (last iteration) "
+          f"{last.get(f'valid_ami_{config.train.eval_iterations}', float('nan')):.3f}; checkpoint in {run_dir}")
+    return 0
+
+
+def _load_for_eval(args):
+    from .train import resolve_device
+
+    device = resolve_device(args.device)
+    config, _, _, _ = read_checkpoint(args.run_dir)
+    model = load_model(args.run_dir, device=device)
+    train = config.train
+    extra = {} if train.dataset == "shapes" else {"n_digits": train.n_digits}
+    split = datasets.load(train.dataset, args.split, args.data_dir, **extra)
+    count = args.examples or len(split)
+    features = torch.as_tensor(split.features[:count]).to(device)
+    objects = torch.as_tensor(split.objects[:count].astype("int64"))
+    return config, model, split, features, objects
+
+
+def _run_dir_of(path: Path) -> Path:
+    folder = find_checkpoint(path)
+    return folder.parent if folder.name.startswith("checkpoint") else folder
+
+
+def run_eval(args) -> int:
+    from .evaluate import evaluate, format_table, write_json
+
+    config, model, split, features, objects = _load_for_eval(args)
+    started = time.time()
+    result = evaluate(model, features, objects, iterations=args.iterations, groups=args.groups,
+                      batch_size=args.batch_size, seed=args.seed, progress=True)
+    result.update(split=split.name, preset=config.preset, norm=config.model.norm,
+                  seconds=round(time.time() - started, 2))
+    output = args.output or _run_dir_of(args.run_dir) / f"eval_{args.split}.json"
+    write_json(result, output)
+    print(format_table(result, f"{split.name}: {result['examples']} examples, K={result['groups']}"))
+    print(f"written {output}")
+    return 0
+
+
+def run_show(args) -> int:
+    from .visualize import grouping_figure
+
+    config, model, split, features, objects = _load_for_eval(args)
+    generator = torch.Generator(device=features.device).manual_seed(args.seed)
+    result = model.infer(features, iterations=args.iterations, groups=args.groups, generator=generator)
+    output = args.output or _run_dir_of(args.run_dir) / f"groupings_{args.split}.png"
+    grouping_figure(features, objects, result.masks, result.reconstructions, split.image_shape, output,
+                    title=f"{split.name} ({config.preset}, {config.model.norm} norm)")
+    print(f"written {output}")
+    return 0
+
+
+def run_bench(args) -> int:
+    from .bench import run_benchmark
+
+    run_benchmark(args)
+    return 0
+
+
+def run_demo(args) -> int:
+    import argparse
+
+    run_dir = Path(args.run_dir)
+    common = dict(debug=False, data_dir=args.data_dir, device=args.device)
+    if (run_dir / "checkpoint").exists():
+        print(f"{run_dir} holds a run already; resuming it")
+        run_train(argparse.Namespace(resume=run_dir, compile="off", no_progress=False, **common))
+    else:
+        overrides = {flag: None for flag in _OVERRIDES} | {"widths": None}
+        overrides["max_minutes"] = args.max_minutes or None
+        run_train(argparse.Namespace(dataset="shapes", preset="quick", digits=2, run_dir=run_dir, resume=None,
+                                     compile="off", no_progress=False, **overrides, **common))
+    evaluation = dict(split="test", iterations=5, groups=None, batch_size=100, seed=0, output=None, **common)
+    run_eval(argparse.Namespace(run_dir=run_dir, examples=0, **evaluation))
+    return run_show(argparse.Namespace(run_dir=run_dir, examples=4, **evaluation))
+
+
+def run_data(args) -> int:
+    started = time.time()
+    if args.dataset == "shapes":
+        split = datasets.shapes("train", data_dir_override=args.data_dir)
+    else:
+        split = datasets.texture_mnist("train", n_digits=args.digits, data_dir=args.data_dir)
+    print(f"{split.name}: {len(split)} examples of {split.input_size} elements, "
+          f"cached in {datasets.data_dir(args.data_dir)} ({time.time() - started:.1f} s)")
+    return 0

@@ -1,0 +1,205 @@
+"""Typed configuration with named presets; the whole config is saved with every run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message names the flag and is meant for the user."""
+
+
+@dataclass
+class ModelConfig:
+    """The Tagger network: TAG loop, parametric mapping (Ladder) and input likelihood.
+
+    Attributes:
+        input_size: D, elements per example (400 for Shapes, 784 for TextureMNIST).
+        groups: K, groups used in training.
+        iterations: T, TAG iterations used in training.
+        widths: the Ladder's ``encoder_proj`` (H0, H1, ..., HL); H0 is the width of the
+            first (TAG-owned) projection, the rest are the Ladder's fully connected layers.
+        norm: ``"batch"`` (the reference code: statistics over groups and batch, also at
+            evaluation) or ``"layer"`` (per group and example over units; the paper's best).
+        likelihood: ``"binary"`` (bit-flip noise) or ``"continuous"`` (Gaussian noise).
+        noise: bit-flip probability (binary) or noise standard deviation (continuous).
+        z0: initial reconstruction, the data mean (0.26 Shapes, 0.5 TextureMNIST).
+    """
+
+    input_size: int = 400
+    groups: int = 4
+    iterations: int = 3
+    widths: tuple[int, ...] = (2000, 1000, 500)
+    norm: str = "layer"
+    likelihood: str = "binary"
+    noise: float = 0.2
+    z0: float = 0.26
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the offending flag."""
+        if self.input_size < 1:
+            raise ConfigError(f"--input-size must be >= 1, got {self.input_size}")
+        if self.groups < 1:
+            raise ConfigError(f"--groups must be >= 1, got {self.groups}")
+        if self.iterations < 1:
+            raise ConfigError(f"--iterations must be >= 1, got {self.iterations}")
+        if len(self.widths) < 2 or any(int(w) < 1 for w in self.widths):
+            raise ConfigError(f"--widths needs >= 2 positive layer sizes, got {self.widths}")
+        if self.norm not in ("batch", "layer"):
+            raise ConfigError(f"--norm must be batch or layer, got {self.norm!r}")
+        if self.likelihood not in ("binary", "continuous"):
+            raise ConfigError(f"likelihood must be binary or continuous, got {self.likelihood!r}")
+        if self.likelihood == "binary" and not 0.0 <= self.noise < 0.5:
+            raise ConfigError(f"--noise (bit-flip probability) must be in [0, 0.5), got {self.noise}")
+        if self.likelihood == "continuous" and not self.noise > 0.0:
+            raise ConfigError(f"--noise (Gaussian std) must be > 0, got {self.noise}")
+
+
+@dataclass
+class TrainConfig:
+    """How to train and validate.
+
+    Attributes:
+        dataset: ``"shapes"`` or ``"texture-mnist"``.
+        n_digits: digits per TextureMNIST image (1 or 2).
+        epochs: passes over the training split.
+        batch_size: examples per step.
+        lr: Adam learning rate.
+        seed: seeds weights, data order, noise and mask initialisation.
+        eval_iterations: iterations reported at validation and evaluation (5 in Table 1).
+        valid_examples: validation examples scored after each epoch (0 = the whole split).
+        eval_batch_size: batch size at evaluation (matters for ``norm="batch"``; 100 in the
+            reference).
+        train_examples: use only the first N training examples (0 = all).
+        checkpoint_every: also checkpoint every N steps (0 = only at epoch ends).
+        max_minutes: stop training (after a checkpoint) once this wall time is spent (0 = no limit).
+    """
+
+    dataset: str = "shapes"
+    n_digits: int = 2
+    epochs: int = 100
+    batch_size: int = 100
+    lr: float = 4e-4
+    seed: int = 10
+    eval_iterations: int = 5
+    valid_examples: int = 1000
+    eval_batch_size: int = 100
+    train_examples: int = 0
+    checkpoint_every: int = 0
+    max_minutes: float = 0.0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the offending flag."""
+        checks = [
+            (self.dataset in ("shapes", "texture-mnist"), f"--dataset must be shapes or texture-mnist, got {self.dataset!r}"),
+            (self.n_digits in (1, 2), f"--digits must be 1 or 2, got {self.n_digits}"),
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.eval_iterations >= 1, f"--eval-iterations must be >= 1, got {self.eval_iterations}"),
+            (self.valid_examples >= 0, f"--valid-examples must be >= 0, got {self.valid_examples}"),
+            (self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}"),
+            (self.train_examples >= 0, f"--train-examples must be >= 0, got {self.train_examples}"),
+            (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}"),
+            (self.max_minutes >= 0, f"--max-minutes must be >= 0, got {self.max_minutes}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class Config:
+    """A whole run: the preset it started from, the model and the training settings."""
+
+    preset: str = "paper"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        try:
+            model = dict(data["model"])
+            model["widths"] = tuple(int(w) for w in model["widths"])
+            return cls(preset=data.get("preset", "custom"), model=ModelConfig(**model),
+                       train=TrainConfig(**data["train"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ConfigError(f"not a tagger config: {error}") from None
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read config ({error})") from None
+
+
+def _shapes(preset: str, **model) -> Config:
+    return Config(preset=preset, model=ModelConfig(**model), train=TrainConfig(dataset="shapes"))
+
+
+def _texture(preset: str, n_digits: int, **model) -> Config:
+    base = dict(input_size=784, likelihood="continuous", noise=0.2, z0=0.5,
+                widths=(3000, 2000, 1000))
+    base.update(model)
+    return Config(preset=preset, model=ModelConfig(**base),
+                  train=TrainConfig(dataset="texture-mnist", n_digits=n_digits, epochs=150, lr=1e-3))
+
+
+def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
+    """Return a fresh :class:`Config` for a named preset.
+
+    Shapes:
+        ``paper``: the reference run (2000-1000-500, K=4, T=3, bit-flip 0.2, Adam 4e-4,
+        100 epochs of batch 100), LayerNorm (the paper's best; ``--norm batch`` for the
+        reference code's BatchNorm). ``paper-bn``: the same with BatchNorm.
+        ``quick``: CPU-sized, tuned to finish on a 2-core laptop in ~20 minutes
+        (see docs/results.md for how it was chosen).
+    TextureMNIST:
+        ``paper``: 3000-2000-1000, Gaussian 0.2, z0 0.5, Adam 1e-3, 150 epochs.
+        ``quick``: CPU-sized.
+    """
+    if dataset == "shapes":
+        presets = {
+            "paper": lambda: _shapes("paper", norm="layer"),
+            "paper-bn": lambda: _shapes("paper-bn", norm="batch"),
+            "quick": lambda: _quick_shapes(),
+        }
+    elif dataset in ("texture-mnist", "texture_mnist"):
+        presets = {
+            "paper": lambda: _texture("paper", n_digits, norm="layer"),
+            "paper-bn": lambda: _texture("paper-bn", n_digits, norm="batch"),
+            "quick": lambda: _quick_texture(n_digits),
+        }
+    else:
+        raise ConfigError(f"--dataset must be shapes or texture-mnist, got {dataset!r}")
+    if name not in presets:
+        raise ConfigError(f"--preset must be one of {', '.join(presets)}, got {name!r}")
+    return presets[name]()
+
+
+def _quick_shapes() -> Config:
+    config = _shapes("quick", norm="layer", widths=(500, 250, 250))
+    config.train.epochs = 10
+    config.train.lr = 2e-3
+    return config
+
+
+def _quick_texture(n_digits: int) -> Config:
+    config = _texture("quick", n_digits, norm="layer", widths=(500, 250, 250))
+    config.train.epochs = 5
+    config.train.lr = 1e-3
+    return config

@@ -1,0 +1,129 @@
+"""Input likelihoods: how inputs are corrupted, how groups explain them, and the cost.
+
+A likelihood is the small swappable piece of TAG that knows the data type. Shapes are
+binary (bit-flip noise, Bernoulli groups); TextureMNIST is continuous (Gaussian noise,
+Gaussian groups with a learned variance ``v``). Shapes: B batch, K groups, D elements.
+"""
+from __future__ import annotations
+
+
+import torch
+from torch import nn
+
+CLIP = 1e-4  # the reference's soft clip of probabilities before a log
+
+
+def soft_clip(probability: torch.Tensor, epsilon: float = CLIP) -> torch.Tensor:
+    """Squeeze [0, 1] into [eps, 1 - eps] affinely (the reference's ``soft_clip``)."""
+    return probability * (1.0 - 2.0 * epsilon) + epsilon
+
+
+def binary_cross_entropy(probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``-(t log p + (1 - t) log(1 - p))`` with ``p`` soft-clipped."""
+    probability = soft_clip(probability)
+    return -(target * torch.log(probability) + (1.0 - target) * torch.log1p(-probability))
+
+
+class BinaryLikelihood(nn.Module):
+    """Bit-flip corruption with probability ``noise``; groups are Bernoulli means ``z``."""
+
+    binary = True
+    combinator = "gauss"
+
+    def __init__(self, noise: float):
+        super().__init__()
+        self.noise = float(noise)
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flip each element with probability ``noise``. ``x``: (B, D) in {0, 1}."""
+        flips = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator) < self.noise
+        return torch.where(flips, 1.0 - x, x)
+
+    def _noisy_mean(self, z: torch.Tensor) -> torch.Tensor:
+        # P(x~ = 1 | group k): z seen through the bit-flip channel. (B, K, D)
+        return z * (1.0 - 2.0 * self.noise) + self.noise
+
+    def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``L(m)``: per-element likelihood of ``x_noisy`` (B, 1, D) under each group, normalised over K."""
+        loss = binary_cross_entropy(self._noisy_mean(z), x_noisy)  # (B, K, D)
+        return torch.softmax(-loss, dim=1)
+
+    def modelling_error(self, x_noisy: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``dz``: the gradient of the noisy-input log-likelihood w.r.t. each group's ``z``. (B, K, D)"""
+        xi = (self._noisy_mean(z) * masks).sum(dim=1, keepdim=True)  # (B, 1, D)
+        return masks * (1.0 - 2.0 * self.noise) / (xi - 1.0 + x_noisy)
+
+    def reconstruct(self, pre_activation: torch.Tensor) -> torch.Tensor:
+        """Group means from the mapping's output: a sigmoid."""
+        return torch.sigmoid(pre_activation)
+
+    def mapping_input(self, pre_activation: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """What the mapping sees of ``z`` next iteration: the pre-sigmoid values (reference)."""
+        return pre_activation
+
+    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Per-example cross-entropy of ``sum_k m_k z_k`` against the clean ``x`` (B, D). -> (B,)"""
+        prediction = (masks * z).sum(dim=1)  # (B, D)
+        return binary_cross_entropy(prediction, x).mean(dim=-1)
+
+
+def positive(raw: torch.Tensor) -> torch.Tensor:
+    """The reference's ``exp_inv_sinh``: ``a + sqrt(a^2+1)`` for a > 0 else ``1 / (sqrt(a^2+1) - a)``."""
+    root = torch.sqrt(raw * raw + 1.0)
+    return torch.where(raw > 0, raw + root, 1.0 / (root - raw))
+
+
+class GaussianLikelihood(nn.Module):
+    """Additive N(0, noise^2) corruption; groups are Gaussians N(z_k, v) with a learned scalar v.
+
+    As in the reference, ``v`` enters the cost as a variance and the likelihood ratio as a
+    standard deviation (``noise^2 + v^2``); SPEC.md section 1 keeps that.
+    """
+
+    binary = False
+    combinator = "gauss_stable_v"
+
+    def __init__(self, noise: float):
+        super().__init__()
+        self.noise = float(noise)
+        self.v_raw = nn.Parameter(torch.ones(()))
+
+    @property
+    def v(self) -> torch.Tensor:
+        return positive(self.v_raw)
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        return x + self.noise * noise
+
+    def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        variance = self.noise ** 2 + self.v ** 2
+        loss = 0.5 * torch.log(variance) + (z - x_noisy) ** 2 / (2.0 * variance)  # (B, K, D)
+        return torch.softmax(-loss, dim=1)
+
+    def modelling_error(self, x_noisy: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return masks * (x_noisy - z)
+
+    def reconstruct(self, pre_activation: torch.Tensor) -> torch.Tensor:
+        return pre_activation
+
+    def mapping_input(self, pre_activation: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Per-example ``-log sum_k m_k N(x; z_k, v)`` (without the 0.5 log 2pi constant, as the reference). -> (B,)"""
+        v = self.v
+        log_terms = -0.5 * (torch.log(v) + (x.unsqueeze(1) - z) ** 2 / v) + torch.log(masks + 1e-5)  # (B, K, D)
+        return -torch.logsumexp(log_terms, dim=1).mean(dim=-1)
+
+
+def make_likelihood(kind: str, noise: float) -> nn.Module:
+    """``"binary"`` -> :class:`BinaryLikelihood`, ``"continuous"`` -> :class:`GaussianLikelihood`."""
+    if kind == "binary":
+        return BinaryLikelihood(noise)
+    if kind == "continuous":
+        return GaussianLikelihood(noise)
+    raise ValueError(f"unknown likelihood {kind!r}")
+
+
+

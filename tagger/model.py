@@ -1,0 +1,147 @@
+"""The TAG framework (SPEC.md section 1) wrapped around a parametric mapping.
+
+Each iteration, every group k receives ``[z_k, dz_k, m_k, L(m_k)]`` (4D values), is
+projected to H0 units (linear, normalise, bias, ReLU), passes through the mapping (a
+Ladder by default; groups folded into the batch so all groups share it) and is read out
+as a new reconstruction ``z_k`` and mask logits; the masks are a softmax over groups.
+Shapes: B batch, K groups, T iterations, D input elements, H0 mapping width.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .ladder import Ladder, init_weight, normalize
+from .likelihood import make_likelihood
+
+
+@dataclass
+class TaggerOutput:
+    """What one run of the TAG loop returns.
+
+    Attributes:
+        costs: ``(T, B)`` denoising cost per iteration and example (mean over elements).
+        masks: ``(T, B, K, D)`` group assignments after each iteration (sum to 1 over K).
+        reconstructions: ``(T, B, K, D)`` each group's reconstruction ``z`` after each iteration.
+        top: ``(T, B, K, HL)`` the mapping's top-layer output (class predictions), if kept.
+    """
+
+    costs: torch.Tensor
+    masks: torch.Tensor | None = None
+    reconstructions: torch.Tensor | None = None
+    top: torch.Tensor | None = None
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """The training cost: denoising cost averaged over iterations and batch."""
+        return self.costs.mean()
+
+
+class Tagger(nn.Module):
+    """Tagger: TAG with a Ladder mapping and a binary or Gaussian input likelihood."""
+
+    def __init__(self, config: ModelConfig, mapping: nn.Module | None = None):
+        super().__init__()
+        config.validate()
+        self.config = config
+        size, width = config.input_size, config.widths[0]
+        self.likelihood = make_likelihood(config.likelihood, config.noise)
+        self.input_weight = init_weight(4 * size, width)
+        self.input_bias = nn.Parameter(torch.zeros(width))
+        self.mapping = mapping if mapping is not None else Ladder(
+            config.widths, config.norm, self.likelihood.combinator)
+        self.z_weight = init_weight(width, size)
+        self.z_scale = nn.Parameter(torch.ones(size))
+        self.z_bias = nn.Parameter(torch.zeros(size))
+        self.m_weight = init_weight(width, size)
+        self.m_scale = nn.Parameter(torch.ones(()))
+
+    def initial_state(self, batch: int, groups: int, device, dtype, generator=None):
+        """``m0 = softmax_K(N(0, 1))`` and ``z0 = config.z0``, both ``(B, K, D)``."""
+        shape = (batch, groups, self.config.input_size)
+        logits = torch.randn(shape, device=device, dtype=dtype, generator=generator)
+        return torch.full(shape, self.config.z0, device=device, dtype=dtype), torch.softmax(logits, dim=1)
+
+    def iterate(self, x_noisy, z, z_in, masks):
+        """One TAG iteration for all groups.
+
+        Args:
+            x_noisy: ``(B, 1, D)`` the (corrupted) input every bottom-up quantity uses.
+            z, z_in, masks: ``(B, K, D)`` current reconstructions, what the mapping sees of
+                them, and masks.
+
+        Returns:
+            ``(z, z_in, masks, top)`` for the next iteration; ``top`` is ``(B, K, HL)``.
+        """
+        batch, groups, size = z.shape
+        ratio = self.likelihood.likelihood_ratio(x_noisy, z)  # (B, K, D)
+        error = self.likelihood.modelling_error(x_noisy, z, masks)  # (B, K, D)
+        features = torch.cat([z_in, error, masks, ratio], dim=-1).reshape(batch * groups, 4 * size)
+        norm = self.config.norm
+        hidden = torch.relu(normalize(features @ self.input_weight, norm) + self.input_bias)  # (BK, H0)
+        bottom, top = self.mapping(hidden)  # (BK, H0), (BK, HL)
+        pre = self.z_scale * normalize(bottom @ self.z_weight, norm) + self.z_bias  # (BK, D)
+        logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, D)
+        pre = pre.reshape(batch, groups, size)
+        masks = torch.softmax(logits.reshape(batch, groups, size), dim=1)
+        z = self.likelihood.reconstruct(pre)
+        return z, self.likelihood.mapping_input(pre, z), masks, top.reshape(batch, groups, -1)
+
+    def forward(self, x: torch.Tensor, iterations: int | None = None, groups: int | None = None,
+                corrupt: bool = True, keep: bool = False, generator: torch.Generator | None = None) -> TaggerOutput:
+        """Run the TAG loop on a batch.
+
+        Args:
+            x: ``(B, D)`` clean inputs; the costs are always measured against them.
+            iterations: T (default: the training value).
+            groups: K (default: the training value); any K >= 1 works with the same weights.
+            corrupt: corrupt ``x`` once (training, denoising cost); False runs on the clean input.
+            keep: also return masks, reconstructions and top outputs of every iteration.
+            generator: optional RNG for the corruption and the initial masks.
+
+        Returns:
+            A :class:`TaggerOutput`.
+        """
+        iterations = iterations or self.config.iterations
+        groups = groups or self.config.groups
+        x_noisy = self.likelihood.corrupt(x, generator) if corrupt else x
+        x_noisy = x_noisy.unsqueeze(1)  # (B, 1, D)
+        z, masks = self.initial_state(x.shape[0], groups, x.device, x.dtype, generator)
+        z_in = z
+        costs, kept = [], {"masks": [], "reconstructions": [], "top": []}
+        for _ in range(iterations):
+            z, z_in, masks, top = self.iterate(x_noisy, z, z_in, masks)
+            costs.append(self.likelihood.cost(x, z, masks))  # (B,)
+            if keep:
+                kept["masks"].append(masks)
+                kept["reconstructions"].append(z)
+                kept["top"].append(top)
+        stacked = {key: torch.stack(value) if keep else None for key, value in kept.items()}
+        return TaggerOutput(costs=torch.stack(costs), **stacked)
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor, iterations: int = 5, groups: int | None = None,
+              corrupt: bool = False, generator: torch.Generator | None = None) -> TaggerOutput:
+        """Group a batch: masks and reconstructions ``(T, B, K, D)`` of every iteration.
+
+        Runs on the clean input unless ``corrupt`` (then ``costs`` are denoising costs).
+        """
+        return self.forward(x, iterations=iterations, groups=groups, corrupt=corrupt,
+                            keep=True, generator=generator)
+
+    def flops_per_example(self, iterations: int | None = None, groups: int | None = None) -> float:
+        """Matmul FLOPs of one forward pass per example (2 per multiply-add)."""
+        widths = self.config.widths
+        size = self.config.input_size
+        per_group = 4 * size * widths[0] + 2 * widths[0] * size
+        per_group += 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        return 2.0 * per_group * (groups or self.config.groups) * (iterations or self.config.iterations)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+

@@ -1,0 +1,238 @@
+"""The training loop: Adam on the denoising cost averaged over iterations, validation each
+epoch, CSV + TensorBoard logs, atomic checkpoints and exact resume."""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import datasets
+from .checkpoint import load_weights, read_checkpoint, save_checkpoint
+from .config import Config, ConfigError
+from .evaluate import evaluate
+from .model import Tagger
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. NaN loss); the last good checkpoint is kept."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA if available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def load_splits(config: Config, data_dir=None, device="cpu"):
+    """Training and validation tensors on ``device``: ``(train_x, valid_x, valid_objects)``."""
+    train = config.train
+    extra = {} if train.dataset == "shapes" else {"n_digits": train.n_digits}
+    train_split = datasets.load(train.dataset, "train", data_dir, **extra)
+    valid_split = datasets.load(train.dataset, "valid", data_dir, **extra)
+    if train_split.input_size != config.model.input_size:
+        raise ConfigError(f"--input-size {config.model.input_size} does not match the data "
+                          f"({train_split.input_size} elements per example)")
+    count = train.train_examples or len(train_split)
+    valid_count = train.valid_examples or len(valid_split)
+    train_x = torch.as_tensor(train_split.features[:count]).to(device)
+    valid_x = torch.as_tensor(valid_split.features[:valid_count]).to(device)
+    valid_objects = torch.as_tensor(valid_split.objects[:valid_count].astype("int64")).to(device)
+    return train_x, valid_x, valid_objects
+
+
+class Trainer:
+    """Owns model, optimiser, data, RNG streams and the run directory."""
+
+    def __init__(self, config: Config, run_dir: Path, device="auto", data_dir=None, progress=True):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.progress = progress
+        torch.manual_seed(config.train.seed)
+        if self.device.type == "cuda":  # TF32 matmuls on GPU (fp32 storage); see docs/performance.md
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.model = Tagger(config.model).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.order = torch.Generator().manual_seed(config.train.seed + 1)  # data order (CPU)
+        self.train_x, self.valid_x, self.valid_objects = load_splits(config, data_dir, self.device)
+        self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "history": []}
+        self.epoch_order_state = self.order.get_state()
+        self.step_fn = self.model_step
+
+    # -- state ------------------------------------------------------------------------
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Optimiser moments and RNG states, for ``training.safetensors``."""
+        tensors = {"rng.torch": torch.get_rng_state(), "rng.order_epoch_start": self.epoch_order_state}
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for group in self.optimizer.param_groups:
+            for param in group["params"]:
+                for key, value in self.optimizer.state.get(param, {}).items():
+                    tensors[f"adam.{names[id(param)]}.{key}"] = torch.as_tensor(value)
+        return tensors
+
+    def save(self) -> None:
+        self.state["lr"] = self.config.train.lr
+        save_checkpoint(self.run_dir, self.config, self.model, dict(self.state), self.tensors())
+
+    def restore(self) -> None:
+        """Continue from ``run_dir``'s checkpoint: weights, Adam, RNG, position."""
+        config, state, weights, tensors = read_checkpoint(self.run_dir)
+        load_weights(self.model, weights, self.run_dir)
+        self.restore_optimizer(tensors)
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.epoch_order_state = tensors["rng.order_epoch_start"]
+        self.state.update(state)
+
+    def restore_optimizer(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Adam moments from a checkpoint; copied in place where state exists (CUDA graphs hold its addresses)."""
+        capturable = getattr(self, "capturable", False)
+        for name, param in self.model.named_parameters():
+            moments = {k[len(f"adam.{name}."):]: v for k, v in tensors.items() if k.startswith(f"adam.{name}.")}
+            if not moments:
+                continue
+            state = self.optimizer.state.get(param)
+            if state:
+                for key, value in moments.items():
+                    state[key].copy_(value)
+            else:
+                on_device = lambda key: capturable or key != "step"  # noqa: E731
+                self.optimizer.state[param] = {k: v.to(param.device if on_device(k) else "cpu")
+                                               for k, v in moments.items()}
+
+    # -- steps ------------------------------------------------------------------------
+    def model_step(self, batch: torch.Tensor) -> torch.Tensor:
+        """One eager Adam step on ``batch`` (B, D); returns the loss tensor (no host sync)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.model(batch).loss
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def epoch_batches(self):
+        """Yield ``(position, indices)`` for the rest of the current epoch."""
+        self.order.set_state(self.epoch_order_state)
+        permutation = torch.randperm(self.train_x.shape[0], generator=self.order)
+        size = self.config.train.batch_size
+        steps = self.train_x.shape[0] // size  # drop the last partial batch (fixed shapes)
+        for position in range(self.state["position"], steps):
+            yield position, permutation[position * size:(position + 1) * size].to(self.device)
+
+    def train_epoch(self, deadline: float) -> bool:
+        """Run the rest of one epoch; False if stopped early by the time limit."""
+        train = self.config.train
+        steps = self.train_x.shape[0] // train.batch_size
+        bar = tqdm(total=steps, initial=self.state["position"], disable=not self.progress,
+                   desc=f"epoch {self.state['epoch'] + 1}/{train.epochs}", leave=False)
+        started, running = time.time(), []
+        for position, indices in self.epoch_batches():
+            running.append(self.step_fn(self.train_x[indices]))
+            self.state["step"] += 1
+            self.state["position"] = position + 1
+            bar.update(1)
+            if len(running) == 20 or position + 1 == steps:
+                self.check_loss(torch.stack(running).mean().item(), bar)
+                self.state.setdefault("train_costs", []).append(self.state["last_loss"])
+                running = []
+            if train.checkpoint_every and self.state["step"] % train.checkpoint_every == 0:
+                self.state["elapsed"] += time.time() - started
+                started = time.time()
+                self.save()
+            if time.time() > deadline:
+                break
+        bar.close()
+        self.state["elapsed"] += time.time() - started
+        return self.state["position"] == steps
+
+    def check_loss(self, value: float, bar) -> None:
+        if not math.isfinite(value):
+            raise TrainingError(f"loss became {value} at step {self.state['step']}; "
+                                f"stopped, last good checkpoint kept in {self.run_dir}")
+        self.state["last_loss"] = value
+        bar.set_postfix(cost=f"{value:.4f}")
+
+    # -- epochs -----------------------------------------------------------------------
+    def validate(self) -> dict:
+        train = self.config.train
+        return evaluate(self.model, self.valid_x, self.valid_objects, iterations=train.eval_iterations,
+                        batch_size=train.eval_batch_size, seed=train.seed)
+
+    def end_epoch(self, log) -> None:
+        result = self.validate()
+        train_costs = self.state.pop("train_costs", [])
+        row = {"epoch": self.state["epoch"] + 1, "step": self.state["step"],
+               "elapsed_s": round(self.state["elapsed"], 2),
+               "train_cost": sum(train_costs) / max(len(train_costs), 1)}
+        for index, (cost, score) in enumerate(zip(result["denoising_cost"], result["ami"]), start=1):
+            row[f"valid_cost_{index}"], row[f"valid_ami_{index}"] = cost, score
+        log(row)
+        self.state["history"].append(row)
+        self.state["epoch"] += 1
+        self.state["position"] = 0
+        self.epoch_order_state = self.order.get_state()
+        self.save()
+
+    def run(self, resume: bool = False) -> dict:
+        """Train to ``epochs`` (or ``max_minutes``); returns the last validation row."""
+        if resume:
+            self.restore()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config.save(self.run_dir / "config.json")
+        train = self.config.train
+        deadline = time.time() + (train.max_minutes * 60 if train.max_minutes else float("inf"))
+        with RunLog(self.run_dir) as log:
+            while self.state["epoch"] < train.epochs:
+                if not self.train_epoch(deadline):
+                    self.save()
+                    break
+                self.end_epoch(log)
+        return self.state["history"][-1] if self.state["history"] else {}
+
+
+class RunLog:
+    """Appends epoch rows to ``metrics.csv`` and TensorBoard (``tb/``)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "metrics.csv"
+        self.run_dir = Path(run_dir)
+        self.writer = None
+
+    def __enter__(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        except Exception:  # tensorboard missing or broken: CSV is enough
+            self.writer = None
+        return self
+
+    def __call__(self, row: dict) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key not in ("epoch", "step"):
+                    self.writer.add_scalar(key, value, row["epoch"])
+            self.writer.flush()
+        summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                           if k in ("epoch", "train_cost") or k.startswith("valid_ami"))
+        tqdm.write(summary)
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,80 @@
+"""Figures of groupings, like the paper's Figure 4: input, ground truth, and per iteration
+the argmax grouping, each group's mask and reconstruction."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PALETTE = np.array([[0.89, 0.10, 0.11], [0.22, 0.49, 0.72], [0.30, 0.69, 0.29], [0.60, 0.31, 0.64],
+                    [1.00, 0.50, 0.00], [0.65, 0.34, 0.16], [0.97, 0.51, 0.75], [0.60, 0.60, 0.60]])
+
+
+def colour_groups(labels: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """RGB image ``(H, W, 3)``: each element in its group's colour, scaled by ``intensity``."""
+    colours = PALETTE[labels % len(PALETTE)]
+    return colours * (0.25 + 0.75 * intensity[..., None])
+
+
+def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.Tensor,
+                    reconstructions: torch.Tensor, image_shape: tuple[int, int], path: Path,
+                    title: str = "") -> Path:
+    """Write a PNG grid: one block of K+1 rows per example.
+
+    Args:
+        features: ``(B, D)`` inputs.
+        objects: ``(B, D)`` true object ids (0 = unscored).
+        masks, reconstructions: ``(T, B, K, D)`` from :meth:`tagger.Tagger.infer`.
+        image_shape: ``(H, W)`` with ``H * W == D``.
+        path: output PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    iterations, batch, groups, _ = masks.shape
+    shape = tuple(image_shape)
+    rows, cols = batch * (groups + 1), 1 + 2 * iterations
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1), squeeze=False)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.axis("off")
+    x = features.cpu().numpy()
+    for b in range(batch):
+        top = b * (groups + 1)
+        image = x[b].reshape(shape)
+        _show(axes[top, 0], image, "input" if b == 0 else None)
+        truth = objects[b].cpu().numpy().reshape(shape).astype(int)
+        _show(axes[top + 1, 0], np.where(truth[..., None] > 0, PALETTE[(truth - 1) % 8], 0.0),
+              "truth" if b == 0 else None)
+        for t in range(iterations):
+            m = masks[t, b].cpu().numpy()  # (K, D)
+            z = reconstructions[t, b].cpu().numpy()  # (K, D)
+            labels = m.argmax(0).reshape(shape)
+            _show(axes[top, 1 + 2 * t], colour_groups(labels, image), f"iter {t + 1}" if b == 0 else None)
+            _show(axes[top, 2 + 2 * t], np.clip((m * z).sum(0).reshape(shape), 0, 1), "recon." if b == 0 else None)
+            for k in range(groups):
+                _show(axes[top + 1 + k, 1 + 2 * t], m[k].reshape(shape), None, PALETTE[k % 8])
+                _show(axes[top + 1 + k, 2 + 2 * t], np.clip(z[k].reshape(shape), 0, 1), None)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _show(axis, image: np.ndarray, label: str | None, tint=None) -> None:
+    if tint is not None:
+        image = image[..., None] * np.asarray(tint)[None, None, :]
+    axis.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axis.axis("on")
+    axis.set_xticks([])
+    axis.set_yticks([])
+    if label:
+        axis.set_title(label, fontsize=8)

@@ -1,0 +1,93 @@
+"""Checkpoints: round trip, atomic layout, and refusal of anything that is not ours."""
+import json
+import pickle
+
+import pytest
+import torch
+
+import tagger
+from tagger import Config, ModelConfig, Tagger
+from tagger.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+
+SMALL = ModelConfig(input_size=16, widths=(12, 8, 6))
+
+
+def saved_run(tmp_path, model_config=SMALL):
+    torch.manual_seed(0)
+    model = Tagger(model_config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    config = Config(preset="custom", model=model_config)
+    save_checkpoint(tmp_path, config, model, {"step": 3}, {"rng.torch": torch.get_rng_state()})
+    return model
+
+
+def test_round_trip_gives_the_same_function(tmp_path):
+    model = saved_run(tmp_path)
+    loaded = tagger.load(tmp_path)
+    assert not loaded.training
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[name])
+    x = (torch.rand(4, 16) < 0.3).float()
+    a = model.infer(x, generator=torch.Generator().manual_seed(0)).masks
+    b = loaded.infer(x, generator=torch.Generator().manual_seed(0)).masks
+    assert torch.equal(a, b)
+    # the checkpoint directory and the weights file itself are accepted too
+    assert isinstance(load_model(tmp_path / "checkpoint" / "model.safetensors"), Tagger)
+
+
+def test_second_save_replaces_the_first_and_keeps_no_temp(tmp_path):
+    saved_run(tmp_path)
+    saved_run(tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint"]
+    _, state, _, training = read_checkpoint(tmp_path)
+    assert state == {"step": 3} and "rng.torch" in training
+
+
+def test_refuses_a_pickle(tmp_path):
+    saved_run(tmp_path)
+    target = tmp_path / "checkpoint" / "model.safetensors"
+    target.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(CheckpointError, match="pickle"):
+        tagger.load(tmp_path)
+
+
+def test_refuses_truncated_weights(tmp_path):
+    saved_run(tmp_path)
+    target = tmp_path / "checkpoint" / "model.safetensors"
+    target.write_bytes(target.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="safetensors"):
+        tagger.load(tmp_path)
+
+
+def test_refuses_shape_mismatch(tmp_path):
+    saved_run(tmp_path)
+    state = tmp_path / "checkpoint" / "state.json"
+    document = json.loads(state.read_text())
+    document["config"]["model"]["widths"] = [12, 8, 7]
+    state.write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match="shape"):
+        tagger.load(tmp_path)
+
+
+def test_refuses_foreign_json_and_missing_dirs(tmp_path):
+    saved_run(tmp_path)
+    (tmp_path / "checkpoint" / "state.json").write_text('{"hello": 1}')
+    with pytest.raises(CheckpointError, match="not a tagger checkpoint"):
+        tagger.load(tmp_path)
+    with pytest.raises(CheckpointError, match="no such"):
+        tagger.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no tagger checkpoint"):
+        tagger.load(tmp_path / "empty")
+
+
+def test_refuses_nan_weights(tmp_path):
+    model = Tagger(SMALL)
+    with torch.no_grad():
+        model.z_bias[0] = float("nan")
+    save_checkpoint(tmp_path, Config(model=SMALL), model, {})
+    with pytest.raises(CheckpointError, match="NaN"):
+        tagger.load(tmp_path)

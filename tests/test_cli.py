@@ -1,0 +1,77 @@
+"""The command line, as a user runs it: help, a tiny train/eval/show cycle, and clear errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tagger.cli import main
+
+TINY = ["--widths", "24-12-12", "--epochs", "1", "--train-examples", "300", "--valid-examples", "50",
+        "--batch-size", "50", "--no-progress"]
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "tagger", *args], capture_output=True, text=True, env=env)
+
+
+def test_help_explains_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("train", "eval", "show", "bench", "demo"):
+        assert command in result.stdout
+    assert "--preset" in run_cli("train", "--help").stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_dir):
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["train", "shapes", "--run-dir", str(run_dir), *TINY]) == 0
+    return run_dir
+
+
+def test_train_writes_run_directory(tiny_run):
+    for name in ("config.json", "metrics.csv", "checkpoint/model.safetensors", "checkpoint/state.json"):
+        assert (tiny_run / name).exists(), name
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["model"]["widths"] == [24, 12, 12] and config["preset"] == "quick"
+    header = (tiny_run / "metrics.csv").read_text().splitlines()[0]
+    assert "valid_ami_5" in header and "valid_cost_1" in header
+
+
+def test_eval_and_show(tiny_run, capsys):
+    assert main(["eval", str(tiny_run), "--examples", "100", "--iterations", "3", "--groups", "3"]) == 0
+    result = json.loads((tiny_run / "eval_test.json").read_text())
+    assert len(result["ami"]) == 3 and result["examples"] == 100 and result["groups"] == 3
+    assert "| AMI |" in capsys.readouterr().out
+    assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2"]) == 0
+    png = tiny_run / "groupings_test.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_refuses_to_overwrite_a_run(tiny_run, capsys):
+    assert main(["train", "shapes", "--run-dir", str(tiny_run), *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["train", "--groups", "0"], "--groups"),
+    (["train", "--iterations", "-1"], "--iterations"),
+    (["train", "--noise", "0.7"], "--noise"),
+    (["train", "--lr", "0"], "--lr"),
+    (["train", "--widths", "abc"], "--widths"),
+    (["train", "--widths", "100"], "--widths"),
+    (["train", "--preset", "huge"], "--preset"),
+    (["eval", "/nonexistent/run"], "no such"),
+    (["show", "/nonexistent/run"], "no such"),
+])
+def test_bad_input_gives_one_line_and_exit_code(args, flag, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tagger: error:") and flag in err[0]
+
+
+def test_unknown_flag_is_an_argparse_error():
+    result = run_cli("train", "--bogus")
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+    assert "Traceback" not in result.stderr
