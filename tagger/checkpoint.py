@@ -74,14 +74,16 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
         _fsync_dir(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700
         current, previous = run_dir / CURRENT, run_dir / PREVIOUS
-        if previous.exists():
-            shutil.rmtree(previous)
-        if current.exists():
+        if current.exists():  # current is whole, so an older previous can go
+            if previous.exists():
+                shutil.rmtree(previous)
             os.replace(current, previous)
-        os.replace(staging, current)
+        os.replace(staging, current)  # a crash before this leaves previous as the checkpoint
         _fsync_dir(run_dir)
         if previous.exists():
             shutil.rmtree(previous)
+        for stale in run_dir.glob(".checkpoint-*"):  # left by a process killed mid-write
+            shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -106,14 +108,15 @@ def find_checkpoint(path: Path) -> Path:
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
         raise CheckpointError(f"{path}: missing")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head[:2] == b"\x80\x02" or head[:1] == b"\x80" or head[:2] == b"PK":
-        raise CheckpointError(f"{path}: looks like a pickle/zip (torch.save) file; tagger loads only safetensors")
     try:
-        return load_file(str(path))
+        return load_file(str(path))  # parses a JSON header and raw bytes only: no code runs
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({str(error).splitlines()[0]})") from None
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+        if head[:1] == b"\x80" or head == b"PK":  # pickle protocol >= 2, or torch.save's zip
+            raise CheckpointError(f"{path}: looks like a pickle/zip (torch.save) file; tagger loads only safetensors") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
 def read_checkpoint(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -33,6 +33,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-iterations", type=int, help="iterations reported at validation")
     group.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     group.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
+    group.add_argument("--deterministic", action="store_true", default=None,
+                       help="torch deterministic algorithms (bit-exact reruns; slower on GPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model (writes a run directory)")
     train.add_argument("dataset", nargs="?", default="shapes", choices=["shapes", "texture-mnist"])
-    train.add_argument("--preset", default="quick", help="paper, paper-bn or quick (default quick)")
+    train.add_argument("--preset", default="quick", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / paper-ln (TextureMNIST)")
     train.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2)")
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its checkpoint")

@@ -10,8 +10,9 @@ from . import datasets
 from .checkpoint import CheckpointError, find_checkpoint, load_model, read_checkpoint
 from .config import Config, ConfigError, preset
 from .datasets import DataError
+from .train import TrainingError
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, FileNotFoundError, PermissionError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, OSError, TrainingError)
 
 _OVERRIDES = {  # CLI flag -> (section, field)
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
@@ -19,7 +20,7 @@ _OVERRIDES = {  # CLI flag -> (section, field)
     "train_examples": ("train", "train_examples"), "eval_iterations": ("train", "eval_iterations"),
     "checkpoint_every": ("train", "checkpoint_every"), "max_minutes": ("train", "max_minutes"),
     "groups": ("model", "groups"), "iterations": ("model", "iterations"), "norm": ("model", "norm"),
-    "noise": ("model", "noise"),
+    "noise": ("model", "noise"), "deterministic": ("train", "deterministic"),
 }
 
 
@@ -49,21 +50,45 @@ def run_train(args) -> int:
         run_dir = args.run_dir or Path("runs") / f"{args.dataset}-{args.preset}"
         if (run_dir / "checkpoint").exists():
             raise ConfigError(f"--run-dir {run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
-    trainer = Trainer(config, run_dir, device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
-    if args.compile == "graph":
-        from .fast import use_cuda_graph
+    from .distributed import teardown
 
-        use_cuda_graph(trainer)
-    print(f"training {config.preset} ({config.train.dataset}, {config.model.norm} norm) on {trainer.device} -> {run_dir}")
-    last = trainer.run(resume=args.resume is not None)
-    print(f"done: epoch {last.get('epoch')}, valid AMI (last iteration) "
-          f"{last.get(f'valid_ami_{config.train.eval_iterations}', float('nan')):.3f}; checkpoint in {run_dir}")
+    trainer = Trainer(config, run_dir, device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
+    try:
+        if args.compile == "graph":
+            if trainer.ranks.world > 1:
+                raise ConfigError("--compile graph is single-process only (drop it under torchrun)")
+            from .fast import use_cuda_graph
+
+            use_cuda_graph(trainer)
+        if trainer.ranks.main:
+            print(f"training {config.preset} ({config.train.dataset}, {config.model.norm} norm) on "
+                  f"{trainer.device} x {trainer.ranks.world} -> {run_dir}")
+        last = trainer.run(resume=args.resume is not None)
+    finally:
+        teardown()
+    if not trainer.ranks.main:
+        return 0
+    if not last:
+        print(f"stopped before the first epoch ended; checkpoint in {run_dir} (--resume {run_dir} continues)")
+        return 0
+    print(f"done: epoch {last['epoch']}, valid AMI (last iteration) "
+          f"{last[f'valid_ami_{config.train.eval_iterations}']:.3f}; checkpoint in {run_dir}")
     return 0
+
+
+def _check_eval_flags(args) -> None:
+    for flag in ("iterations", "groups", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.examples < 0:
+        raise ConfigError(f"--examples must be >= 0, got {args.examples}")
 
 
 def _load_for_eval(args):
     from .train import resolve_device
 
+    _check_eval_flags(args)
     device = resolve_device(args.device)
     config, _, _, _ = read_checkpoint(args.run_dir)
     model = load_model(args.run_dir, device=device)

@@ -34,10 +34,13 @@ class BinaryLikelihood(nn.Module):
         super().__init__()
         self.noise = float(noise)
 
-    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Flip each element with probability ``noise``. ``x``: (B, D) in {0, 1}."""
-        flips = torch.rand(x.shape, device=x.device, dtype=x.dtype, generator=generator) < self.noise
-        return torch.where(flips, 1.0 - x, x)
+    def draw(self, shape, device, dtype, generator=None) -> torch.Tensor:
+        """The random numbers one corruption needs: standard uniforms."""
+        return torch.rand(shape, device=device, dtype=dtype, generator=generator)
+
+    def corrupt(self, x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """Flip each element of ``x`` (B, D) in {0, 1} where its uniform draw is below ``noise``."""
+        return torch.where(draws < self.noise, 1.0 - x, x)
 
     def _noisy_mean(self, z: torch.Tensor) -> torch.Tensor:
         # P(x~ = 1 | group k): z seen through the bit-flip channel. (B, K, D)
@@ -92,9 +95,12 @@ class GaussianLikelihood(nn.Module):
     def v(self) -> torch.Tensor:
         return positive(self.v_raw)
 
-    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        return x + self.noise * noise
+    def draw(self, shape, device, dtype, generator=None) -> torch.Tensor:
+        """The random numbers one corruption needs: standard normals."""
+        return torch.randn(shape, device=device, dtype=dtype, generator=generator)
+
+    def corrupt(self, x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        return x + self.noise * draws
 
     def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         variance = self.noise ** 2 + self.v ** 2

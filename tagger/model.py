@@ -19,6 +19,24 @@ from .likelihood import make_likelihood
 
 
 @dataclass
+class Draws:
+    """The random numbers of one run of the loop, drawn up front so a batch can be split
+    across processes (DDP) and still see exactly the numbers one process would.
+
+    Attributes:
+        corruption: ``(B, D)`` standard draws for the likelihood's corruption, or None (clean).
+        mask_logits: ``(B, K, D)`` standard normals; ``m0 = softmax_K(mask_logits)``.
+    """
+
+    corruption: torch.Tensor | None
+    mask_logits: torch.Tensor
+
+    def shard(self, start: int, stop: int) -> "Draws":
+        corruption = None if self.corruption is None else self.corruption[start:stop]
+        return Draws(corruption, self.mask_logits[start:stop])
+
+
+@dataclass
 class TaggerOutput:
     """What one run of the TAG loop returns.
 
@@ -59,11 +77,17 @@ class Tagger(nn.Module):
         self.m_weight = init_weight(width, size)
         self.m_scale = nn.Parameter(torch.ones(()))
 
-    def initial_state(self, batch: int, groups: int, device, dtype, generator=None):
-        """``m0 = softmax_K(N(0, 1))`` and ``z0 = config.z0``, both ``(B, K, D)``."""
-        shape = (batch, groups, self.config.input_size)
-        logits = torch.randn(shape, device=device, dtype=dtype, generator=generator)
-        return torch.full(shape, self.config.z0, device=device, dtype=dtype), torch.softmax(logits, dim=1)
+    def draw(self, batch: int, groups: int, device, dtype=torch.float32, generator=None,
+             corrupt: bool = True) -> Draws:
+        """Draw the corruption (first) and the initial mask logits for a batch."""
+        size = self.config.input_size
+        corruption = self.likelihood.draw((batch, size), device, dtype, generator) if corrupt else None
+        logits = torch.randn((batch, groups, size), device=device, dtype=dtype, generator=generator)
+        return Draws(corruption, logits)
+
+    def initial_state(self, mask_logits: torch.Tensor):
+        """``z0 = config.z0`` and ``m0 = softmax_K(mask_logits)``, both ``(B, K, D)``."""
+        return torch.full_like(mask_logits, self.config.z0), torch.softmax(mask_logits, dim=1)
 
     def iterate(self, x_noisy, z, z_in, masks):
         """One TAG iteration for all groups.
@@ -91,7 +115,8 @@ class Tagger(nn.Module):
         return z, self.likelihood.mapping_input(pre, z), masks, top.reshape(batch, groups, -1)
 
     def forward(self, x: torch.Tensor, iterations: int | None = None, groups: int | None = None,
-                corrupt: bool = True, keep: bool = False, generator: torch.Generator | None = None) -> TaggerOutput:
+                corrupt: bool = True, keep: bool = False, generator: torch.Generator | None = None,
+                draws: Draws | None = None) -> TaggerOutput:
         """Run the TAG loop on a batch.
 
         Args:
@@ -101,15 +126,19 @@ class Tagger(nn.Module):
             corrupt: corrupt ``x`` once (training, denoising cost); False runs on the clean input.
             keep: also return masks, reconstructions and top outputs of every iteration.
             generator: optional RNG for the corruption and the initial masks.
+            draws: pre-drawn random numbers (see :class:`Draws`); drawn here if None.
 
         Returns:
             A :class:`TaggerOutput`.
         """
-        iterations = iterations or self.config.iterations
-        groups = groups or self.config.groups
-        x_noisy = self.likelihood.corrupt(x, generator) if corrupt else x
+        iterations = self.config.iterations if iterations is None else int(iterations)
+        groups = self.config.groups if groups is None else int(groups)
+        self.check_input(x, iterations, groups)
+        if draws is None:
+            draws = self.draw(x.shape[0], groups, x.device, x.dtype, generator, corrupt)
+        x_noisy = self.likelihood.corrupt(x, draws.corruption) if corrupt else x
         x_noisy = x_noisy.unsqueeze(1)  # (B, 1, D)
-        z, masks = self.initial_state(x.shape[0], groups, x.device, x.dtype, generator)
+        z, masks = self.initial_state(draws.mask_logits)
         z_in = z
         costs, kept = [], {"masks": [], "reconstructions": [], "top": []}
         for _ in range(iterations):
@@ -121,6 +150,19 @@ class Tagger(nn.Module):
                 kept["top"].append(top)
         stacked = {key: torch.stack(value) if keep else None for key, value in kept.items()}
         return TaggerOutput(costs=torch.stack(costs), **stacked)
+
+    def check_input(self, x: torch.Tensor, iterations: int, groups: int) -> None:
+        """Raise ``ValueError`` with a one-line message for inputs the model cannot take."""
+        size = self.config.input_size
+        if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != size:
+            shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+            raise ValueError(f"input must be a (B, {size}) tensor, got {shape}")
+        if not x.is_floating_point():
+            raise ValueError(f"input must be floating point, got {x.dtype}")
+        if x.shape[0] < 1:
+            raise ValueError("input batch is empty")
+        if iterations < 1 or groups < 1:
+            raise ValueError(f"iterations and groups must be >= 1, got {iterations} and {groups}")
 
     @torch.no_grad()
     def infer(self, x: torch.Tensor, iterations: int = 5, groups: int | None = None,

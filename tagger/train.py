@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from . import datasets
+from . import datasets, distributed
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint
 from .config import Config, ConfigError
 from .evaluate import evaluate
@@ -25,9 +27,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` -> CUDA if available, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device (try auto, cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def load_splits(config: Config, data_dir=None, device="cpu"):
@@ -53,9 +61,14 @@ class Trainer:
     def __init__(self, config: Config, run_dir: Path, device="auto", data_dir=None, progress=True):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
+        self.ranks, device = distributed.setup(device) if isinstance(device, str) else (distributed.Ranks(), device)
+        self.shard = self.ranks.shard(config.train.batch_size)
         self.device = resolve_device(device) if isinstance(device, str) else device
-        self.progress = progress
+        self.progress = progress and self.ranks.main
         torch.manual_seed(config.train.seed)
+        if config.train.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
         if self.device.type == "cuda":  # TF32 matmuls on GPU (fp32 storage); see docs/performance.md
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -66,6 +79,11 @@ class Trainer:
         self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "history": []}
         self.epoch_order_state = self.order.get_state()
         self.step_fn = self.model_step
+        self.loss_of = distributed.LossOf(self.model)
+        if self.ranks.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.loss_of = DistributedDataParallel(self.loss_of)
 
     # -- state ------------------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -81,8 +99,11 @@ class Trainer:
         return tensors
 
     def save(self) -> None:
+        """Checkpoint (rank 0 writes; every rank waits for it)."""
         self.state["lr"] = self.config.train.lr
-        save_checkpoint(self.run_dir, self.config, self.model, dict(self.state), self.tensors())
+        if self.ranks.main:
+            save_checkpoint(self.run_dir, self.config, self.model, dict(self.state), self.tensors())
+        self.ranks.barrier()
 
     def restore(self) -> None:
         """Continue from ``run_dir``'s checkpoint: weights, Adam, RNG, position."""
@@ -113,9 +134,12 @@ class Trainer:
 
     # -- steps ------------------------------------------------------------------------
     def model_step(self, batch: torch.Tensor) -> torch.Tensor:
-        """One eager Adam step on ``batch`` (B, D); returns the loss tensor (no host sync)."""
+        """One eager Adam step on the global ``batch`` (B, D) (this rank's slice of it under
+        DDP, with the global batch's random numbers); returns the loss (no host sync)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.model(batch).loss
+        draws = self.model.draw(batch.shape[0], self.config.model.groups, batch.device, batch.dtype)
+        start, stop = self.shard
+        loss = self.loss_of(batch[start:stop], draws.shard(start, stop))
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -134,6 +158,7 @@ class Trainer:
         train = self.config.train
         steps = self.train_x.shape[0] // train.batch_size
         bar = tqdm(total=steps, initial=self.state["position"], disable=not self.progress,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0,
                    desc=f"epoch {self.state['epoch'] + 1}/{train.epochs}", leave=False)
         started, running = time.time(), []
         for position, indices in self.epoch_batches():
@@ -142,7 +167,7 @@ class Trainer:
             self.state["position"] = position + 1
             bar.update(1)
             if len(running) == 20 or position + 1 == steps:
-                self.check_loss(torch.stack(running).mean().item(), bar)
+                self.check_loss(self.ranks.mean(torch.stack(running).mean()).item(), bar)
                 self.state.setdefault("train_costs", []).append(self.state["last_loss"])
                 running = []
             if train.checkpoint_every and self.state["step"] % train.checkpoint_every == 0:
@@ -187,11 +212,12 @@ class Trainer:
         """Train to ``epochs`` (or ``max_minutes``); returns the last validation row."""
         if resume:
             self.restore()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config.save(self.run_dir / "config.json")
+        if self.ranks.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.run_dir / "config.json")
         train = self.config.train
         deadline = time.time() + (train.max_minutes * 60 if train.max_minutes else float("inf"))
-        with RunLog(self.run_dir) as log:
+        with RunLog(self.run_dir, self.state["history"], enabled=self.ranks.main) as log:
             while self.state["epoch"] < train.epochs:
                 if not self.train_epoch(deadline):
                     self.save()
@@ -203,12 +229,20 @@ class Trainer:
 class RunLog:
     """Appends epoch rows to ``metrics.csv`` and TensorBoard (``tb/``)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, history: list[dict] = (), enabled: bool = True):
         self.path = Path(run_dir) / "metrics.csv"
         self.run_dir = Path(run_dir)
         self.writer = None
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.path.unlink(missing_ok=True)  # rewritten from the checkpoint's history (exact on resume)
+        for row in history:
+            self.write_row(row)
 
     def __enter__(self):
+        if not self.enabled:
+            return self
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -217,13 +251,18 @@ class RunLog:
             self.writer = None
         return self
 
-    def __call__(self, row: dict) -> None:
+    def write_row(self, row: dict) -> None:
         new = not self.path.exists()
         with open(self.path, "a", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(row))
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+    def __call__(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.write_row(row)
         if self.writer is not None:
             for key, value in row.items():
                 if key not in ("epoch", "step"):

@@ -59,9 +59,9 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
             for k in range(groups):
                 _show(axes[top + 1 + k, 1 + 2 * t], m[k].reshape(shape), None, PALETTE[k % 8])
                 _show(axes[top + 1 + k, 2 + 2 * t], np.clip(z[k].reshape(shape), 0, 1), None)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / rows) if title else None)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, y=1.0 - 0.1 / rows)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)

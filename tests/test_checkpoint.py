@@ -91,3 +91,31 @@ def test_refuses_nan_weights(tmp_path):
     save_checkpoint(tmp_path, Config(model=SMALL), model, {})
     with pytest.raises(CheckpointError, match="NaN"):
         tagger.load(tmp_path)
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    from tagger import checkpoint
+
+    model = saved_run(tmp_path)
+    before = (tmp_path / "checkpoint" / "model.safetensors").read_bytes()
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", no_space)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(tmp_path, Config(model=SMALL), model, {"step": 9})
+    assert (tmp_path / "checkpoint" / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no half-written staging left
+    _, state, _, _ = read_checkpoint(tmp_path)
+    assert state == {"step": 3}
+
+
+def test_crash_between_renames_falls_back_to_previous(tmp_path):
+    saved_run(tmp_path)
+    (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")  # as if killed mid-swap
+    assert isinstance(tagger.load(tmp_path), Tagger)
+    saved_run(tmp_path)  # the next save repairs the layout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]

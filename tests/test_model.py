@@ -119,7 +119,7 @@ def test_binary_ratio_and_modelling_error_by_hand():
 def test_binary_corruption_flips_at_the_right_rate():
     likelihood = BinaryLikelihood(0.2)
     x = torch.zeros(200, 500)
-    flipped = likelihood.corrupt(x, torch.Generator().manual_seed(0))
+    flipped = likelihood.corrupt(x, likelihood.draw(x.shape, "cpu", x.dtype, torch.Generator().manual_seed(0)))
     assert set(flipped.unique().tolist()) <= {0.0, 1.0}
     assert flipped.mean().item() == pytest.approx(0.2, abs=0.005)
 

@@ -53,3 +53,21 @@ def test_resume_continues_bit_for_bit(data_dir, tmp_path):
     assert state_a["step"] == state_b["step"]
     for name in weights_a:
         assert torch.equal(weights_a[name], weights_b[name]), name
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
+    from tagger.train import TrainingError
+
+    config = small_config(epochs=1, train_examples=200, valid_examples=20)
+    config.model.widths = (24, 12, 12)
+    trainer = Trainer(config, tmp_path, device="cpu", progress=False)
+    trainer.run()
+    good_step = read_checkpoint(tmp_path)[1]["step"]
+    with torch.no_grad():
+        trainer.model.z_bias.fill_(float("nan"))
+    trainer.config.train.epochs = 2
+    with pytest.raises(TrainingError, match="nan"):
+        trainer.run()
+    _, state, weights, _ = read_checkpoint(tmp_path)
+    assert state["step"] == good_step
+    assert all(torch.isfinite(w).all() for w in weights.values())
