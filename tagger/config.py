@@ -159,7 +159,7 @@ def _texture(preset: str, n_digits: int, **model) -> Config:
                 widths=(3000, 2000, 1000))
     base.update(model)
     return Config(preset=preset, model=ModelConfig(**base),
-                  train=TrainConfig(dataset="texture-mnist", n_digits=n_digits, epochs=150, lr=1e-3))
+                  train=TrainConfig(dataset="texture-mnist", n_digits=n_digits, epochs=150, lr=1e-3, seed=1))
 
 
 def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
@@ -204,6 +204,6 @@ def _quick_shapes() -> Config:
 
 def _quick_texture(n_digits: int) -> Config:
     config = _texture("quick", n_digits, norm="batch", widths=(500, 250, 250))
-    config.train.epochs = 5
+    config.train.epochs = 8
     config.train.lr = 1e-3
     return config

@@ -54,23 +54,6 @@ def test_refuses_to_overwrite_a_run(tiny_run, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, flag", [
-    (["train", "--groups", "0"], "--groups"),
-    (["train", "--iterations", "-1"], "--iterations"),
-    (["train", "--noise", "0.7"], "--noise"),
-    (["train", "--lr", "0"], "--lr"),
-    (["train", "--widths", "abc"], "--widths"),
-    (["train", "--widths", "100"], "--widths"),
-    (["train", "--preset", "huge"], "--preset"),
-    (["eval", "/nonexistent/run"], "no such"),
-    (["show", "/nonexistent/run"], "no such"),
-])
-def test_bad_input_gives_one_line_and_exit_code(args, flag, capsys):
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("tagger: error:") and flag in err[0]
-
-
 def test_unknown_flag_is_an_argparse_error():
     result = run_cli("train", "--bogus")
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr
