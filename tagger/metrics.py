@@ -201,6 +201,13 @@ def _signed_clamp(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < 0, x.clamp(max=-_EPS), x.clamp(min=_EPS))
 
 
+def _table(objects, masks):
+    """Contingency table ``(B, R, K)``, its row and column sums ``(B, R)``, ``(B, K)`` and totals ``(B,)``."""
+    cont = contingency(objects, masks)
+    a, b = cont.sum(2), cont.sum(1)
+    return cont, a, b, a.sum(1)
+
+
 def ami(objects, masks) -> torch.Tensor:
     """Adjusted mutual information per example over the scored elements.
 
@@ -215,9 +222,7 @@ def ami(objects, masks) -> torch.Tensor:
     Returns:
         ``(B,)`` float64 AMI on the device of ``masks``.
     """
-    cont = contingency(objects, masks)  # (B, R, K)
-    a, b = cont.sum(2), cont.sum(1)  # (B, R), (B, K)
-    n = a.sum(1)  # (B,)
+    cont, a, b, n = _table(objects, masks)
     mi = _mutual_info(cont, a, b, n)  # (B,)
     emi = _expected_mutual_info(a, b, n)  # (B,)
     h_true, h_pred = _entropy(a, n), _entropy(b, n)  # (B,), (B,)
@@ -242,9 +247,7 @@ def ari(objects, masks) -> torch.Tensor:
     Returns:
         ``(B,)`` float64 ARI on the device of ``masks``.
     """
-    cont = contingency(objects, masks)  # (B, R, K)
-    a, b = cont.sum(2), cont.sum(1)  # (B, R), (B, K)
-    n = a.sum(1)  # (B,)
+    cont, a, b, n = _table(objects, masks)
     squares = (cont * cont).flatten(1).sum(1)  # (B,) sum of n_ij^2
     tp = squares - n  # ordered pairs together in both
     fp = (b * b).sum(1) - squares  # together in pred only
