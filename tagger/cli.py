@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its checkpoint")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    train.add_argument("--compile", default="off", choices=["off", "graph"],
-                       help="graph: capture the whole training step in a CUDA graph (GPU only)")
+    train.add_argument("--compile", default="off", choices=["off", "graph", "inductor"],
+                       help="graph: the whole training step as one CUDA graph (GPU only); "
+                            "inductor: torch.compile the loss (CPU: 1.5x after ~45 s of compiling)")
     train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_model_flags(train)
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--compile", default="off", choices=["off", "graph"])
+    bench.add_argument("--compile", default="off", choices=["off", "graph", "inductor"])
     bench.add_argument("--output", type=Path, help="JSON file for the results")
 
     demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")

@@ -60,6 +60,10 @@ def run_train(args) -> int:
             from .fast import use_cuda_graph
 
             use_cuda_graph(trainer)
+        elif args.compile == "inductor":
+            from .fast import use_inductor
+
+            use_inductor(trainer)
         if trainer.ranks.main:
             print(f"training {config.preset} ({config.train.dataset}, {config.model.norm} norm) on "
                   f"{trainer.device} x {trainer.ranks.world} -> {run_dir}")
