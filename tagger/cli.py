@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default="quick", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / paper-ln (TextureMNIST)")
     train.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2)")
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
-    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run from its checkpoint")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue this run from its checkpoint (--epochs, --max-minutes, "
+                            "--checkpoint-every may be given to change them; other flags are the run's)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     train.add_argument("--compile", default="off", choices=["off", "graph", "inductor"],
                        help="graph: the whole training step as one CUDA graph (GPU only); "

@@ -45,6 +45,10 @@ def run_train(args) -> int:
     if args.resume is not None:
         config, _, _, _ = read_checkpoint(args.resume)
         run_dir = Path(args.resume)
+        for flag in ("epochs", "max_minutes", "checkpoint_every"):  # what may change on resume
+            if getattr(args, flag, None) is not None:
+                setattr(config.train, flag, getattr(args, flag))
+        config.validate()
     else:
         config = config_from_args(args)
         run_dir = args.run_dir or Path("runs") / f"{args.dataset}-{args.preset}"

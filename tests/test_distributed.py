@@ -35,5 +35,15 @@ def test_two_gloo_processes_match_one(data_dir, tmp_path):
     assert state_one["step"] == state_two["step"] == 20
     for name in weights_one:
         assert torch.allclose(weights_one[name], weights_two[name], rtol=1e-3, atol=1e-5), name
+    # resume under torchrun: 1 epoch, then --resume to 2, ends where the straight run ends
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+                "-m", "tagger", "train"]
+    one_epoch = [arg if arg != "2" else "1" for arg in ARGS]  # --epochs 2 -> 1
+    run([*torchrun, "--run-dir", str(tmp_path / "resumed"), *one_epoch], env)
+    run([*torchrun, "--resume", str(tmp_path / "resumed"), "--epochs", "2", "--no-progress"], env)
+    _, state_resumed, weights_resumed, _ = read_checkpoint(tmp_path / "resumed")
+    assert state_resumed["step"] == 20
+    for name in weights_two:
+        assert torch.equal(weights_two[name], weights_resumed[name]), name
     # only rank 0 wrote: one checkpoint, one log
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoint", "config.json", "metrics.csv", "tb"]
