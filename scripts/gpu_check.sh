@@ -5,7 +5,12 @@
 # Budgets (minutes) come from the environment so a CPU dry run can use tiny ones:
 #   SHAPES_LN_MIN SHAPES_BN_MIN TEXTURE_MIN  (default 3.5 1.5 2.0), DEVICE (default cuda)
 set -uo pipefail
-OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
+# The device tool returns at most 8 files from $OUT: everything is written to a temporary folder and packed
+# into $OUT/results.tgz at the end, beside summary.log and the two figures.
+FINAL=${OUT:-gpu_out}; mkdir -p "$FINAL"
+OUT=$(mktemp -d)
+pack() { tar czf "$FINAL/results.tgz" -C "$OUT" . ; cp "$OUT"/summary.log "$OUT"/*.png "$FINAL"/ 2>/dev/null; true; }
+trap pack EXIT  # also packed after every step, in case the run is killed at its time limit
 DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}
 SHAPES_LN_MIN=${SHAPES_LN_MIN:-3.5}; SHAPES_BN_MIN=${SHAPES_BN_MIN:-1.5}; TEXTURE_MIN=${TEXTURE_MIN:-2.0}
 EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; BENCH_STEPS=${BENCH_STEPS:-50}
@@ -38,6 +43,7 @@ train_eval() {  # name dataset preset minutes extra...
   $PY -m tagger eval runs/$name --device $DEVICE --examples $EVAL_EXAMPLES --output "$OUT/eval_$name.json" \
       > "$OUT/evalout_$name.txt" 2>&1 || log "eval $name FAILED"
   tail -4 "$OUT/evalout_$name.txt" | tee -a "$OUT/summary.log"
+  pack
 }
 train_eval shapes-ln shapes paper "$SHAPES_LN_MIN" --valid-examples 500
 $PY -m tagger show runs/shapes-ln --device $DEVICE --output "$OUT/shapes_ln_groupings.png" >/dev/null 2>&1
