@@ -45,7 +45,7 @@ def load_splits(config: Config, data_dir=None, device="cpu"):
     train_split = datasets.load(train.dataset, "train", data_dir, **extra)
     valid_split = datasets.load(train.dataset, "valid", data_dir, **extra)
     if train_split.input_size != config.model.input_size:
-        raise ConfigError(f"--input-size {config.model.input_size} does not match the data "
+        raise ConfigError(f"the model's input_size {config.model.input_size} does not match the data "
                           f"({train_split.input_size} elements per example)")
     count = train.train_examples or len(train_split)
     valid_count = train.valid_examples or len(valid_split)
@@ -78,7 +78,8 @@ class Trainer:
         self.train_x, self.valid_x, self.valid_objects = load_splits(config, data_dir, self.device)
         self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "history": []}
         self.epoch_order_state = self.order.get_state()
-        self.step_fn = self.model_step
+        self.step_fn = self.model_step  # replaced by the fast paths (tagger.fast)
+        self.capturable = False  # True once Adam keeps its state on the device for a CUDA graph
         self.loss_of = distributed.LossOf(self.model)
         if self.ranks.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -118,7 +119,7 @@ class Trainer:
 
     def restore_optimizer(self, tensors: dict[str, torch.Tensor]) -> None:
         """Adam moments from a checkpoint; copied in place where state exists (CUDA graphs hold its addresses)."""
-        capturable = getattr(self, "capturable", False)
+        capturable = self.capturable
         for name, param in self.model.named_parameters():
             moments = {k[len(f"adam.{name}."):]: v for k, v in tensors.items() if k.startswith(f"adam.{name}.")}
             if not moments:
