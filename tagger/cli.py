@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--examples", type=int, default=0 if name == "eval" else 4,
                          help="examples to use (eval: 0 = whole split)")
         sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
+        sub.add_argument("--objects", type=int, help="Shapes: shapes per image of the evaluation data "
+                         "(default: as trained, 3); e.g. 2 or 4 to test generalisation")
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--device", default="auto")
         sub.add_argument("--data-dir", type=Path)

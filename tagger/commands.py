@@ -102,6 +102,10 @@ def _load_for_eval(args):
     model = load_model(args.run_dir, device=device)
     train = config.train
     extra = {} if train.dataset == "shapes" else {"n_digits": train.n_digits}
+    if getattr(args, "objects", None) is not None:
+        if train.dataset != "shapes":
+            raise ConfigError("--objects applies to Shapes runs only")
+        extra["n_objects"] = args.objects
     split = datasets.load(train.dataset, args.split, args.data_dir, **extra)
     count = args.examples or len(split)
     features = torch.as_tensor(split.features[:count]).to(device)
@@ -123,7 +127,8 @@ def run_eval(args) -> int:
                       batch_size=args.batch_size, seed=args.seed, progress=True)
     result.update(split=split.name, preset=config.preset, norm=config.model.norm,
                   seconds=round(time.time() - started, 2))
-    output = args.output or _run_dir_of(args.run_dir) / f"eval_{args.split}.json"
+    suffix = f"_{args.objects}obj" if getattr(args, "objects", None) is not None else ""
+    output = args.output or _run_dir_of(args.run_dir) / f"eval_{args.split}{suffix}.json"
     write_json(result, output)
     print(format_table(result, f"{split.name}: {result['examples']} examples, K={result['groups']}"))
     print(f"written {output}")
@@ -163,7 +168,8 @@ def run_demo(args) -> int:
         overrides["max_minutes"] = args.max_minutes or None
         run_train(argparse.Namespace(dataset="shapes", preset="quick", digits=2, run_dir=run_dir, resume=None,
                                      compile="off", no_progress=False, **overrides, **common))
-    evaluation = dict(split="test", iterations=5, groups=None, batch_size=100, seed=0, output=None, **common)
+    evaluation = dict(split="test", iterations=5, groups=None, batch_size=100, seed=0, output=None, objects=None,
+                      **common)
     run_eval(argparse.Namespace(run_dir=run_dir, examples=0, **evaluation))
     return run_show(argparse.Namespace(run_dir=run_dir, examples=4, **evaluation))
 

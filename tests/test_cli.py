@@ -49,6 +49,12 @@ def test_eval_and_show(tiny_run, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_eval_on_other_object_counts(tiny_run):
+    assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--objects", "2"]) == 0
+    result = json.loads((tiny_run / "eval_test_2obj.json").read_text())
+    assert result["split"] == "shapes-2obj-20px/test" and len(result["ami"]) == 2
+
+
 def test_refuses_to_overwrite_a_run(tiny_run, capsys):
     assert main(["train", "shapes", "--run-dir", str(tiny_run), *TINY]) == 2
     assert "--resume" in capsys.readouterr().err

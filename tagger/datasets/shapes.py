@@ -104,7 +104,7 @@ def shapes(split: str, n_objects: int = 3, size: int = 20, data_dir_override=Non
         arrays = generate(n_objects, size)
         save_npz_atomic(path, arrays)
     return Split(
-        name=f"shapes/{split}",
+        name=f"shapes/{split}" if (n_objects, size) == (3, 20) else f"shapes-{n_objects}obj-{size}px/{split}",
         features=arrays[f"{split}_features"],
         objects=arrays[f"{split}_objects"],
         image_shape=(size, size),
