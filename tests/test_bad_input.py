@@ -164,5 +164,12 @@ def test_api(name, call, error, data_dir):
 
 
 def test_case_count():
-    count = len(CLI_FLAG_CASES) + 2 * len(RUN_FLAG_CASES) + len(breakers()) + len(API_CASES) + 2
+    count = len(CLI_FLAG_CASES) + 2 * len(RUN_FLAG_CASES) + len(breakers()) + len(API_CASES) + 3
     assert count >= 40
+
+
+def test_missing_mnist_dir(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TAGGER_MNIST", "")  # restored after the test (the CLI sets it from --mnist-dir)
+    assert main(["data", "texture-mnist", "--data-dir", str(tmp_path), "--mnist-dir", "/nonexistent/mnist"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "--mnist-dir" in err[0]
