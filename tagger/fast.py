@@ -1,7 +1,7 @@
 """Fast paths. ``graph`` (GPU): the whole training step (forward, backward, Adam) captured once
 in a CUDA graph and replayed, so one step is one launch instead of ~1,000 kernel launches.
 ``inductor`` (CPU or GPU): the loss function compiled with ``torch.compile``, which fuses the
-elementwise work around the matmuls (measured on CPU: 1.46x for the ``quick`` step, after ~45 s
+elementwise work around the matmuls (``tagger bench`` on the 2-core CPU: 1.7x for the ``quick`` step, after ~45 s
 of compilation; docs/performance.md).
 
 The model is unchanged (same function, same RNG stream kind: the default CUDA generator's

@@ -38,26 +38,21 @@ def breakers():
     def foreign_json(run):
         (run / "checkpoint" / "state.json").write_text(json.dumps({"format": "other"}))
 
-    def bad_config(run):
-        path = run / "checkpoint" / "state.json"
-        document = json.loads(path.read_text())
-        document["config"]["model"]["groups"] = 0
-        path.write_text(json.dumps(document))
+    def edit_state(change):
+        """A breaker that loads state.json, applies ``change`` to the document and writes it back."""
+        def breaker(run):
+            path = run / "checkpoint" / "state.json"
+            document = json.loads(path.read_text())
+            change(document)
+            path.write_text(json.dumps(document))
+        return breaker
 
-    def wrong_shape(run):
-        path = run / "checkpoint" / "state.json"
-        document = json.loads(path.read_text())
-        document["config"]["model"]["widths"] = [12, 8, 9]
-        path.write_text(json.dumps(document))
+    bad_config = edit_state(lambda d: d["config"]["model"].update(groups=0))
+    wrong_shape = edit_state(lambda d: d["config"]["model"].update(widths=[12, 8, 9]))
+    old_version = edit_state(lambda d: d.update(version=99))
 
     def missing_weights(run):
         (run / "checkpoint" / "model.safetensors").unlink()
-
-    def old_version(run):
-        path = run / "checkpoint" / "state.json"
-        document = json.loads(path.read_text())
-        document["version"] = 99
-        path.write_text(json.dumps(document))
 
     return [("pickle", pickled), ("safetensors", truncated), ("unreadable", garbage_json),
             ("not a tagger checkpoint", foreign_json), ("bad config", bad_config), ("shape", wrong_shape),
