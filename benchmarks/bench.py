@@ -15,7 +15,8 @@ from tagger.bench import markdown_row, run_benchmark
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--compile", default="off", choices=["off", "graph"])
+    parser.add_argument("--compile", default="off", choices=["off", "graph", "inductor", "fused"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--presets", default="quick,paper")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
@@ -23,10 +24,11 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for name in args.presets.split(","):
-        output = args.output_dir / f"bench_shapes_{name}_{args.compile}.json" if args.output_dir else None
+        output = args.output_dir / f"bench_shapes_{name}_{args.compile}_{args.precision}.json" if args.output_dir else None
         bench_args = argparse.Namespace(dataset="shapes", preset=name, device=args.device, batch_size=None,
                                         steps=args.steps if name != "paper" else max(2, args.steps // 4),
-                                        repeats=args.repeats, compile=args.compile, output=output)
+                                        repeats=args.repeats, compile=args.compile, precision=args.precision,
+                                        output=output)
         rows.append(run_benchmark(bench_args))
     print()
     print(markdown_row(rows[0], header=True))

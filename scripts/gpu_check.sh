@@ -3,7 +3,9 @@
 # (paper preset, LayerNorm and BatchNorm) and TextureMNIST2, each evaluated on its test split.
 # Logs and JSON go to $OUT (default ./gpu_out); a short table is printed last.
 # Budgets (minutes) come from the environment so a CPU dry run can use tiny ones:
-#   SHAPES_LN_MIN SHAPES_BN_MIN TEXTURE_MIN  (default 3.5 1.5 2.0), DEVICE (default cuda)
+#   SHAPES_LN_MIN SHAPES_BN_MIN TEXTURE_MIN SEMI_MIN (default 3.5 1.5 2.0 2.0), DEVICE (default cuda)
+# STAGES picks what runs (default "tests bench shapes-ln texture2 shapes-bn"; also "semi": the
+# semi-supervised TextureMNIST2 stage started from runs/texture2). COMPILE: graph (default) or fused.
 set -uo pipefail
 # The device tool returns at most 8 files from $OUT: everything is written to a temporary folder and packed
 # into $OUT/results.tgz at the end, beside summary.log and the two figures.
@@ -13,6 +15,8 @@ pack() { tar czf "$FINAL/results.tgz" -C "$OUT" . ; cp "$OUT"/summary.log "$OUT"
 trap pack EXIT  # also packed after every step, in case the run is killed at its time limit
 DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}
 SHAPES_LN_MIN=${SHAPES_LN_MIN:-3.5}; SHAPES_BN_MIN=${SHAPES_BN_MIN:-1.5}; TEXTURE_MIN=${TEXTURE_MIN:-2.0}
+SEMI_MIN=${SEMI_MIN:-2.0}; STAGES=${STAGES:-"tests bench shapes-ln texture2 shapes-bn"}
+want() { case " $STAGES " in *" $1 "*) return 0;; esac; return 1; }
 EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; BENCH_STEPS=${BENCH_STEPS:-50}
 export PYTHONUNBUFFERED=1 TAGGER_DATA=${TAGGER_DATA:-$PWD/.carry/data}
 PY=python3
@@ -22,16 +26,25 @@ log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/summary.log"; }
   $PY -c "import torch; print('torch', torch.__version__)"; } | tee "$OUT/machine.txt"
 $PY -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH=$PWD
 
-log "tests (CUDA)"
-$PY -m pytest -q tests/test_fast.py tests/test_metrics.py 2>&1 | tail -5 | tee -a "$OUT/summary.log"
+if want tests; then
+  log "tests (CUDA)"
+  $PY -m pytest -q tests/test_fast.py tests/test_metrics.py 2>&1 | tail -5 | tee -a "$OUT/summary.log"
+fi
 
-log "benchmarks"
-for spec in "shapes paper off 100" "shapes paper graph 100" "shapes paper graph 1000" "texture-mnist paper graph 100"; do
-  set -- $spec
-  [ "$DEVICE" = cpu ] && [ "$3" = graph ] && continue
-  $PY -m tagger bench --dataset $1 --preset $2 --compile $3 --batch-size $4 --device $DEVICE \
-      --steps $BENCH_STEPS --output "$OUT/bench_$1_$3_$4.json" 2>&1 | tail -1 | tee -a "$OUT/bench.md"
-done
+if want bench; then
+  log "benchmarks"
+  for spec in "shapes paper off 100 fp32" "shapes paper graph 100 fp32" "shapes paper fused 100 fp32" \
+              "shapes paper graph 100 bf16" "shapes paper graph 1000 fp32" "texture-mnist paper graph 100 fp32" \
+              "texture-mnist paper fused 100 fp32"; do
+    set -- $spec
+    [ "$DEVICE" = cpu ] && { [ "$3" = graph ] || [ "$3" = fused ]; } && continue
+    $PY -m tagger bench --dataset $1 --preset $2 --compile $3 --batch-size $4 --precision $5 --device $DEVICE \
+        --steps $BENCH_STEPS --output "$OUT/bench_$1_$3_$4_$5.json" > "$OUT/benchout_$1_$3_$4_$5.txt" 2>&1 \
+        || log "bench $spec FAILED"
+    tail -1 "$OUT/benchout_$1_$3_$4_$5.txt" | tee -a "$OUT/bench.md"
+  done
+  pack
+fi
 
 train_eval() {  # name dataset preset minutes extra...
   local name=$1 dataset=$2 presetname=$3 minutes=$4; shift 4
@@ -45,15 +58,24 @@ train_eval() {  # name dataset preset minutes extra...
   tail -4 "$OUT/evalout_$name.txt" | tee -a "$OUT/summary.log"
   pack
 }
-train_eval shapes-ln shapes paper "$SHAPES_LN_MIN" --valid-examples 500
-$PY -m tagger show runs/shapes-ln --device $DEVICE --output "$OUT/shapes_ln_groupings.png" >/dev/null 2>&1
-train_eval texture2 texture-mnist paper "$TEXTURE_MIN" --digits 2 --valid-examples 500
-$PY -m tagger show runs/texture2 --device $DEVICE --output "$OUT/texture2_groupings.png" >/dev/null 2>&1
-train_eval shapes-bn shapes paper-bn "$SHAPES_BN_MIN" --valid-examples 500
+if want shapes-ln; then
+  train_eval shapes-ln shapes paper "$SHAPES_LN_MIN" --valid-examples 500
+  $PY -m tagger show runs/shapes-ln --device $DEVICE --output "$OUT/shapes_ln_groupings.png" >/dev/null 2>&1
+fi
+if want texture2; then
+  train_eval texture2 texture-mnist paper "$TEXTURE_MIN" --digits 2 --valid-examples 500
+  $PY -m tagger show runs/texture2 --device $DEVICE --output "$OUT/texture2_groupings.png" >/dev/null 2>&1
+fi
+if want semi; then
+  train_eval semi texture-mnist paper-semi "$SEMI_MIN" --digits 2 --valid-examples 500 --init runs/texture2
+  $PY -m tagger show runs/semi --device $DEVICE --output "$OUT/semi_groupings.png" >/dev/null 2>&1
+fi
+want shapes-bn && train_eval shapes-bn shapes paper-bn "$SHAPES_BN_MIN" --valid-examples 500
 
 log "summary"
 cat "$OUT/bench.md" 2>/dev/null
-for name in shapes-ln texture2 shapes-bn; do
+for name in shapes-ln texture2 semi shapes-bn; do
+  want $name || continue
   $PY - "$OUT" "$name" <<'PYEOF'
 import csv, json, sys
 out, name = sys.argv[1], sys.argv[2]
@@ -61,7 +83,8 @@ try:
     rows = list(csv.DictReader(open(f"{out}/metrics_{name}.csv")))
     ev = json.load(open(f"{out}/eval_{name}.json"))
     print(f"{name}: epochs {rows[-1]['epoch']} in {float(rows[-1]['elapsed_s']):.0f} s; test AMI",
-          " ".join(f"{v:.3f}" for v in ev["ami"]), "| cost", " ".join(f"{v:.4f}" for v in ev["denoising_cost"]))
+          " ".join(f"{v:.3f}" for v in ev["ami"]), "| cost", " ".join(f"{v:.4f}" for v in ev["denoising_cost"]),
+          "| class error %", " ".join(f"{v:.1f}" for v in ev.get("class_error", [])))
 except Exception as error:
     print(f"{name}: no result ({error})")
 PYEOF

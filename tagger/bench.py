@@ -36,11 +36,11 @@ def timed(fn, device, steps: int, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def matmul_peak(device: torch.device, repeats: int = 3) -> float:
-    """Measured dense fp32 (TF32 on GPU) matmul rate in FLOP/s."""
+def matmul_peak(device: torch.device, repeats: int = 3, dtype: torch.dtype = torch.float32) -> float:
+    """Measured dense matmul rate in FLOP/s (float32: TF32 on GPU; or bfloat16)."""
     size = 8192 if device.type == "cuda" else 2048
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     seconds = timed(lambda: a @ b, device, steps=5 if device.type == "cuda" else 2, repeats=repeats)
     return 2.0 * size ** 3 / seconds
 
@@ -71,17 +71,19 @@ def run_benchmark(args) -> dict:
     torch.manual_seed(0)
     model = Tagger(config.model).to(device)
     x = (torch.rand(batch, config.model.input_size, device=device) < 0.3).float()
-    if args.compile == "graph":
-        from .fast import capture_train_step
+    precision = getattr(args, "precision", "fp32")
+    loss_of = LossOf(model, precision)
+    if args.compile in ("inductor", "fused"):
+        loss_of = torch.compile(loss_of)
+    if args.compile in ("graph", "fused"):
+        from .fast import capture_train_step, graph_loss
 
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, capturable=True)
-        step = capture_train_step(model, optimizer, batch, config.model.input_size, device)
+        step = capture_train_step(model, optimizer, batch, config.model.input_size, device,
+                                  loss_fn=graph_loss(model, loss_of, config.model.groups))
         train_step = lambda: step(x)  # noqa: E731
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-        loss_of = LossOf(model)
-        if args.compile == "inductor":
-            loss_of = torch.compile(loss_of)
 
         def train_step():
             optimizer.zero_grad(set_to_none=True)
@@ -93,13 +95,13 @@ def run_benchmark(args) -> dict:
     objects = torch.randint(0, 4, (10_000, config.model.input_size), device=device)
     masks = torch.rand(10_000, config.model.groups, config.model.input_size, device=device)
     ami_s = timed(lambda: ami(objects, masks), device, 1, args.repeats)
-    peak = matmul_peak(device)
+    peak = matmul_peak(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
     flops_step = 3.0 * model.flops_per_example() * batch  # forward + backward (2x)
     steps_per_epoch = 50_000 // batch
     result = {
         "date": date.today().isoformat(), "torch": torch.__version__, "device": device_name(device),
         "cpu": cpu_model(), "preset": args.preset, "dataset": args.dataset, "batch": batch,
-        "compile": args.compile, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
+        "compile": args.compile, "precision": precision, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
         "epoch_s": steps_per_epoch * step_s, "full_run_min": config.train.epochs * steps_per_epoch * step_s / 60,
         "epochs": config.train.epochs, "gflop_per_step": flops_step / 1e9, "achieved_tflops": flops_step / step_s / 1e12,
         "matmul_peak_tflops": peak / 1e12, "utilisation": flops_step / step_s / peak,
@@ -113,7 +115,8 @@ def run_benchmark(args) -> dict:
 
 
 def markdown_row(r: dict, header: bool = False) -> str:
-    row = (f"| {r['device']} | {r['preset']} | {r['compile']} | {r['batch']} | {r['samples_per_s']:,.0f} | "
+    mode = r["compile"] + (" bf16" if r.get("precision") == "bf16" else "")
+    row = (f"| {r['device']} | {r['preset']} | {mode} | {r['batch']} | {r['samples_per_s']:,.0f} | "
            f"{r['ms_per_step']:.2f} | {r['achieved_tflops']:.3f} | {r['matmul_peak_tflops']:.2f} | "
            f"{100 * r['utilisation']:.1f} % | {r['full_run_min']:.1f} min ({r['epochs']} ep) | "
            f"{r['infer_samples_per_s']:,.0f} | {r['ami_examples_per_s']:,.0f} |")

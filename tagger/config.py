@@ -26,6 +26,8 @@ class ModelConfig:
         likelihood: ``"binary"`` (bit-flip noise) or ``"continuous"`` (Gaussian noise).
         noise: bit-flip probability (binary) or noise standard deviation (continuous).
         z0: initial reconstruction, the data mean (0.26 Shapes, 0.5 TextureMNIST).
+        v_init: continuous data: the learned variance's starting value (None = the reference's
+            raw 1, i.e. v = 2.41). A research knob, not a reference setting.
     """
 
     input_size: int = 400
@@ -36,6 +38,7 @@ class ModelConfig:
     likelihood: str = "binary"
     noise: float = 0.2
     z0: float = 0.26
+    v_init: float | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -55,6 +58,8 @@ class ModelConfig:
             raise ConfigError(f"--noise (bit-flip probability) must be in [0, 0.5), got {self.noise}")
         if self.likelihood == "continuous" and not self.noise > 0.0:
             raise ConfigError(f"--noise (Gaussian std) must be > 0, got {self.noise}")
+        if self.v_init is not None and not self.v_init > 0.0:
+            raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
 
 
 @dataclass
@@ -77,6 +82,14 @@ class TrainConfig:
         max_minutes: stop training (after a checkpoint) once this wall time is spent (0 = no limit).
         deterministic: use torch's deterministic algorithms (slower on GPU; errors where an
             op has no deterministic version).
+        precision: ``"fp32"`` (default; TF32 matmuls on GPU) or ``"bf16"`` (opt-in autocast:
+            matmuls in bfloat16, normalisation, likelihood and cost in float32).
+        class_cost: weight of the classification cost (0 = unsupervised; 0.1 in the paper's
+            semi-supervised TextureMNIST runs). Needs a top layer of 11 units (10 digits + none).
+        labeled: labelled training examples for the class cost, balanced over classes as the
+            reference chose them (1000 in Table 2; 0 = every training example).
+        init_from: a run directory whose weights start this run where names and shapes match
+            (the reference's ``--continue``: pretrained grouping, new top layers).
     """
 
     dataset: str = "shapes"
@@ -92,6 +105,10 @@ class TrainConfig:
     checkpoint_every: int = 0
     max_minutes: float = 0.0
     deterministic: bool = False
+    precision: str = "fp32"
+    class_cost: float = 0.0
+    labeled: int = 0
+    init_from: str = ""
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -107,6 +124,9 @@ class TrainConfig:
             (self.train_examples >= 0, f"--train-examples must be >= 0, got {self.train_examples}"),
             (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}"),
             (self.max_minutes >= 0, f"--max-minutes must be >= 0, got {self.max_minutes}"),
+            (self.precision in ("fp32", "bf16"), f"--precision must be fp32 or bf16, got {self.precision!r}"),
+            (self.class_cost >= 0, f"--class-cost must be >= 0, got {self.class_cost}"),
+            (self.labeled >= 0, f"--labeled must be >= 0, got {self.labeled}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,6 +144,12 @@ class Config:
     def validate(self) -> "Config":
         self.model.validate()
         self.train.validate()
+        if self.train.class_cost > 0:
+            if self.train.dataset != "texture-mnist":
+                raise ConfigError("--class-cost needs labels: only texture-mnist has them")
+            if self.model.widths[-1] != CLASSES + 1:
+                raise ConfigError(f"--class-cost needs a top layer of {CLASSES + 1} units (10 digits + none), "
+                                  f"got --widths {'-'.join(map(str, self.model.widths))}")
         return self
 
     def to_dict(self) -> dict:
@@ -148,6 +174,9 @@ class Config:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as error:
             raise ConfigError(f"{path}: cannot read config ({error})") from None
+
+
+CLASSES = 10  # MNIST digits
 
 
 def _shapes(preset: str, **model) -> Config:
@@ -175,6 +204,10 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
         ``paper``: 3000-2000-1000, Gaussian 0.2, z0 0.5, Adam 1e-3, 150 epochs, BatchNorm as
         the reference code (``paper-ln``: LayerNorm, which we measured collapsing to identical
         groups on TextureMNIST2, see docs/results.md). ``quick``: CPU-sized, BatchNorm.
+        ``paper-semi``: the reference's second stage (``runner-freq20-2mnist.py --continue``):
+        3000-2000-1000-500-250-11, T=4, noise 0.18, Adam 2e-4, 50 epochs, class cost 0.1 on
+        1,000 labels; start it from a pretrained run with ``--init RUN``. ``quick-semi``:
+        the same on the ``quick`` widths (500-250-250-100-11).
     """
     if dataset == "shapes":
         presets = {
@@ -187,6 +220,8 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
             "paper": lambda: _texture("paper", n_digits, norm="batch"),
             "paper-ln": lambda: _texture("paper-ln", n_digits, norm="layer"),
             "quick": lambda: _quick_texture(n_digits),
+            "paper-semi": lambda: _semi_texture(n_digits),
+            "quick-semi": lambda: _semi_texture(n_digits, quick=True),
         }
     else:
         raise ConfigError(f"--dataset must be shapes or texture-mnist, got {dataset!r}")
@@ -206,4 +241,15 @@ def _quick_texture(n_digits: int) -> Config:
     config = _texture("quick", n_digits, norm="batch", widths=(500, 250, 250))
     config.train.epochs = 8
     config.train.lr = 1e-3
+    return config
+
+
+def _semi_texture(n_digits: int, quick: bool = False) -> Config:
+    widths = (500, 250, 250, 100, CLASSES + 1) if quick else (3000, 2000, 1000, 500, 250, CLASSES + 1)
+    config = _texture("quick-semi" if quick else "paper-semi", n_digits, norm="batch", widths=widths,
+                      iterations=4, noise=0.18)
+    config.train.epochs = 8 if quick else 50
+    config.train.lr = 1e-3 if quick else 2e-4
+    config.train.class_cost, config.train.labeled = 0.1, 1000
+    config.train.eval_iterations = 4  # the reference monitors its class error at the training T
     return config

@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .classify import class_error, class_probabilities
 from .metrics import ami
 
 
 @torch.no_grad()
 def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: int = 5,
              groups: int | None = None, batch_size: int = 100, seed: int = 0,
-             progress: bool = False) -> dict:
+             progress: bool = False, labels: torch.Tensor | None = None) -> dict:
     """Denoising cost and AMI after each iteration, averaged over examples.
 
     The denoising cost runs the loop on the corrupted input (the training objective, as the
@@ -29,14 +30,16 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         groups: K (default: the training value).
         batch_size: evaluation batch (BatchNorm models use batch statistics, as the reference).
         seed: seeds the corruption and initial masks, so evaluation is repeatable.
+        labels: optional ``(N, L)`` class labels; then ``class_error`` (%, per iteration, clean
+            input, as the reference's ``error_rate_clean``) is added.
 
     Returns:
-        ``{"iterations", "denoising_cost", "ami", "ami_std", "examples", "groups"}``.
+        ``{"iterations", "denoising_cost", "ami", "ami_std", "examples", "groups"}`` (+ ``class_error``).
     """
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=features.device).manual_seed(seed)
-    costs, scores = [], []
+    costs, scores, errors = [], [], []
     starts = range(0, features.shape[0], batch_size)
     for start in tqdm(starts, desc="eval", leave=False, disable=not progress):
         x = features[start:start + batch_size]
@@ -45,10 +48,14 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
         batch_objects = objects[start:start + batch_size]
         scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in clean.masks]))  # (T, B)
+        if labels is not None:
+            batch_labels = labels[start:start + batch_size].to(x.device)
+            errors.append(torch.stack([class_error(class_probabilities(top), batch_labels).cpu()
+                                       for top in clean.top]))  # (T, B)
     model.train(was_training)
     total = features.shape[0]
     per_example = torch.cat(scores, dim=1)  # (T, N)
-    return {
+    result = {
         "iterations": list(range(1, iterations + 1)),
         "denoising_cost": (torch.stack(costs).sum(0) / total).tolist(),
         "ami": per_example.mean(dim=1).tolist(),
@@ -56,6 +63,9 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         "examples": int(total),
         "groups": int(groups or model.config.groups),
     }
+    if errors:
+        result["class_error"] = (100.0 * torch.cat(errors, dim=1).double().mean(dim=1)).tolist()
+    return result
 
 
 def format_table(result: dict, title: str = "") -> str:
@@ -64,8 +74,10 @@ def format_table(result: dict, title: str = "") -> str:
     rule = "|---" * (len(result["iterations"]) + 1) + "|"
     cost = "| Denoising cost | " + " | ".join(f"{v:.3f}" for v in result["denoising_cost"]) + " |"
     score = "| AMI | " + " | ".join(f"{v:.3f}" for v in result["ami"]) + " |"
-    lines = [title] if title else []
-    return "\n".join(lines + [head, rule, cost, score])
+    rows = [head, rule, cost, score]
+    if "class_error" in result:
+        rows.append("| Class error % | " + " | ".join(f"{v:.1f}" for v in result["class_error"]) + " |")
+    return "\n".join(([title] if title else []) + rows)
 
 
 def write_json(result: dict, path: Path) -> None:

@@ -25,6 +25,8 @@ def normalize(values: torch.Tensor, mode: str) -> torch.Tensor:
             reference; batch statistics also at evaluation). ``"layer"``: per row over its H units.
     """
     dim = 0 if mode == "batch" else -1
+    if values.dtype in (torch.bfloat16, torch.float16):  # autocast: statistics and all after in fp32
+        values = values.float()
     variance, mean = torch.var_mean(values, dim=dim, keepdim=True, correction=0)
     return (values - mean) * torch.rsqrt(variance + EPSILON)
 

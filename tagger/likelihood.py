@@ -76,20 +76,28 @@ def positive(raw: torch.Tensor) -> torch.Tensor:
     return torch.where(raw > 0, raw + root, 1.0 / (root - raw))
 
 
+def positive_inverse(value: float) -> float:
+    """The raw ``a`` with ``positive(a) == value`` (> 0): ``a = (v^2 - 1) / (2 v)``."""
+    return (value * value - 1.0) / (2.0 * value)
+
+
 class GaussianLikelihood(nn.Module):
     """Additive N(0, noise^2) corruption; groups are Gaussians N(z_k, v) with a learned scalar v.
 
     As in the reference, ``v`` enters the cost as a variance and the likelihood ratio as a
-    standard deviation (``noise^2 + v^2``); SPEC.md section 1 keeps that.
+    standard deviation (``noise^2 + v^2``); SPEC.md section 1 keeps that. Its raw parameter
+    starts at 1 (v = 2.41); Adam moves it by about the learning rate per step, so v falls
+    roughly as ``1 / (2 lr steps)`` over a run (docs/results.md). ``v_init`` starts it elsewhere.
     """
 
     binary = False
     combinator = "gauss_stable_v"
 
-    def __init__(self, noise: float):
+    def __init__(self, noise: float, v_init: float | None = None):
         super().__init__()
         self.noise = float(noise)
-        self.v_raw = nn.Parameter(torch.ones(()))
+        start = 1.0 if v_init is None else positive_inverse(float(v_init))
+        self.v_raw = nn.Parameter(torch.tensor(start))
 
     @property
     def v(self) -> torch.Tensor:
@@ -123,12 +131,12 @@ class GaussianLikelihood(nn.Module):
         return -torch.logsumexp(log_terms, dim=1).mean(dim=-1)
 
 
-def make_likelihood(kind: str, noise: float) -> nn.Module:
+def make_likelihood(kind: str, noise: float, v_init: float | None = None) -> nn.Module:
     """``"binary"`` -> :class:`BinaryLikelihood`, ``"continuous"`` -> :class:`GaussianLikelihood`."""
     if kind == "binary":
         return BinaryLikelihood(noise)
     if kind == "continuous":
-        return GaussianLikelihood(noise)
+        return GaussianLikelihood(noise, v_init)
     raise ValueError(f"unknown likelihood {kind!r}")
 
 

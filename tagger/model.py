@@ -45,12 +45,15 @@ class TaggerOutput:
         masks: ``(T, B, K, D)`` group assignments after each iteration (sum to 1 over K).
         reconstructions: ``(T, B, K, D)`` each group's reconstruction ``z`` after each iteration.
         top: ``(T, B, K, HL)`` the mapping's top-layer output (class predictions), if kept.
+        last_top: ``(B, K, HL)`` the top-layer output of the last iteration (always kept; the
+            class cost of :mod:`tagger.classify` reads it).
     """
 
     costs: torch.Tensor
     masks: torch.Tensor | None = None
     reconstructions: torch.Tensor | None = None
     top: torch.Tensor | None = None
+    last_top: torch.Tensor | None = None
 
     @property
     def loss(self) -> torch.Tensor:
@@ -66,7 +69,7 @@ class Tagger(nn.Module):
         config.validate()
         self.config = config
         size, width = config.input_size, config.widths[0]
-        self.likelihood = make_likelihood(config.likelihood, config.noise)
+        self.likelihood = make_likelihood(config.likelihood, config.noise, config.v_init)
         self.input_weight = init_weight(4 * size, width)
         self.input_bias = nn.Parameter(torch.zeros(width))
         self.mapping = mapping if mapping is not None else Ladder(
@@ -149,7 +152,7 @@ class Tagger(nn.Module):
                 kept["reconstructions"].append(z)
                 kept["top"].append(top)
         stacked = {key: torch.stack(value) if keep else None for key, value in kept.items()}
-        return TaggerOutput(costs=torch.stack(costs), **stacked)
+        return TaggerOutput(costs=torch.stack(costs), last_top=top, **stacked)
 
     def check_input(self, x: torch.Tensor, iterations: int, groups: int) -> None:
         """Raise ``ValueError`` with a one-line message for inputs the model cannot take."""

@@ -17,6 +17,7 @@ from .checkpoint import load_weights, read_checkpoint, save_checkpoint
 from .config import Config, ConfigError
 from .evaluate import evaluate
 from .model import Tagger
+from .semisupervised import LabeledStream, initialise_from, split_labels
 
 
 class TrainingError(RuntimeError):
@@ -76,11 +77,15 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.order = torch.Generator().manual_seed(config.train.seed + 1)  # data order (CPU)
         self.train_x, self.valid_x, self.valid_objects = load_splits(config, data_dir, self.device)
+        self.labeled, self.valid_labels = None, None  # semi-supervised runs (class_cost > 0)
+        if config.train.class_cost > 0:
+            self.labeled = LabeledStream(config, data_dir, self.device)
+            self.valid_labels = split_labels(config, "valid", self.valid_x.shape[0], data_dir, self.device)
         self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "history": []}
         self.epoch_order_state = self.order.get_state()
         self.step_fn = self.model_step  # replaced by the fast paths (tagger.fast)
         self.capturable = False  # True once Adam keeps its state on the device for a CUDA graph
-        self.loss_of = distributed.LossOf(self.model)
+        self.loss_of = distributed.LossOf(self.model, config.train.precision, config.train.class_cost)
         if self.ranks.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -97,11 +102,15 @@ class Trainer:
             for param in group["params"]:
                 for key, value in self.optimizer.state.get(param, {}).items():
                     tensors[f"adam.{names[id(param)]}.{key}"] = torch.as_tensor(value)
+        if self.labeled is not None:
+            tensors.update(self.labeled.state()[1])
         return tensors
 
     def save(self) -> None:
         """Checkpoint (rank 0 writes; every rank waits for it)."""
         self.state["lr"] = self.config.train.lr
+        if self.labeled is not None:
+            self.state.update(self.labeled.state()[0])
         if self.ranks.main:
             save_checkpoint(self.run_dir, self.config, self.model, dict(self.state), self.tensors())
         self.ranks.barrier()
@@ -116,6 +125,8 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.epoch_order_state = tensors["rng.order_epoch_start"]
         self.state.update(state)
+        if self.labeled is not None:
+            self.labeled.restore(state, tensors)
 
     def restore_optimizer(self, tensors: dict[str, torch.Tensor]) -> None:
         """Adam moments from a checkpoint; copied in place where state exists (CUDA graphs hold its addresses)."""
@@ -138,9 +149,15 @@ class Trainer:
         """One eager Adam step on the global ``batch`` (B, D) (this rank's slice of it under
         DDP, with the global batch's random numbers); returns the loss (no host sync)."""
         self.optimizer.zero_grad(set_to_none=True)
-        draws = self.model.draw(batch.shape[0], self.config.model.groups, batch.device, batch.dtype)
+        groups = self.config.model.groups
+        draws = self.model.draw(batch.shape[0], groups, batch.device, batch.dtype)
         start, stop = self.shard
-        loss = self.loss_of(batch[start:stop], draws.shard(start, stop))
+        labeled = None
+        if self.labeled is not None:  # a labelled batch beside every unlabelled one
+            labeled_x, labels = self.labeled.next()
+            labeled_draws = self.model.draw(labeled_x.shape[0], groups, batch.device, batch.dtype)
+            labeled = (labeled_x[start:stop], labels[start:stop], labeled_draws.shard(start, stop))
+        loss = self.loss_of(batch[start:stop], draws.shard(start, stop), labeled)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -192,7 +209,7 @@ class Trainer:
     def validate(self) -> dict:
         train = self.config.train
         return evaluate(self.model, self.valid_x, self.valid_objects, iterations=train.eval_iterations,
-                        batch_size=train.eval_batch_size, seed=train.seed)
+                        batch_size=train.eval_batch_size, seed=train.seed, labels=self.valid_labels)
 
     def end_epoch(self, log) -> None:
         result = self.validate()
@@ -202,6 +219,10 @@ class Trainer:
                "train_cost": sum(train_costs) / max(len(train_costs), 1)}
         for index, (cost, score) in enumerate(zip(result["denoising_cost"], result["ami"]), start=1):
             row[f"valid_cost_{index}"], row[f"valid_ami_{index}"] = cost, score
+        for index, error in enumerate(result.get("class_error", []), start=1):
+            row[f"valid_class_error_{index}"] = error
+        if hasattr(self.model.likelihood, "v"):  # continuous data: the learned variance (docs/results.md)
+            row["v"] = float(self.model.likelihood.v.detach())
         log(row)
         self.state["history"].append(row)
         self.state["epoch"] += 1
@@ -213,6 +234,11 @@ class Trainer:
         """Train to ``epochs`` (or ``max_minutes``); returns the last validation row."""
         if resume:
             self.restore()
+        elif self.config.train.init_from:
+            loaded, fresh = initialise_from(self.model, self.config.train.init_from)
+            if self.ranks.main:
+                print(f"initialised {len(loaded)} weights from {self.config.train.init_from}; "
+                      f"{len(fresh)} start fresh: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}")
         if self.ranks.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config.save(self.run_dir / "config.json")

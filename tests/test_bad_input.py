@@ -83,6 +83,11 @@ CLI_FLAG_CASES = [
     (["train", "--device", "bogus"], "--device"),
     (["train", "--device", "cuda:7"], "--device"),
     (["train", "--resume", "/nonexistent/run"], "no such"),
+    (["train", "--class-cost", "0.1"], "labels"),
+    (["train", "texture-mnist", "--class-cost", "0.1"], "11 units"),
+    (["train", "texture-mnist", "--class-cost", "-1"], "--class-cost"),
+    (["train", "texture-mnist", "--preset", "paper-semi", "--labeled", "-10"], "--labeled"),
+    (["train", "texture-mnist", "--preset", "quick-semi", "--init", "/nonexistent/run"], "no such"),
     (["eval", "/nonexistent/run"], "no such"),
     (["show", "/nonexistent/run"], "no such"),
 ]

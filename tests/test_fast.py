@@ -13,20 +13,13 @@ def make(norm):
     return Tagger(ModelConfig(input_size=64, widths=(48, 32, 16), norm=norm)).cuda()
 
 
-@needs_cuda[0]
-@needs_cuda[1]
-@pytest.mark.parametrize("norm", ["batch", "layer"])
-def test_graph_steps_match_eager_steps(norm):
+def assert_steps_match_eager(step, eager, seed: int):
+    """Four steps of ``step`` (a captured training step) against eager Adam steps from the
+    same weights and the same CUDA RNG seed: equal losses and weights within float tolerance."""
     torch.backends.cuda.matmul.allow_tf32 = False
     batches = [(torch.rand(20, 64, device="cuda") < 0.3).float() for _ in range(4)]
-    eager, graphed = make(norm), make(norm)
     eager_opt = torch.optim.Adam(eager.parameters(), lr=1e-3, capturable=True)
-    graph_opt = torch.optim.Adam(graphed.parameters(), lr=1e-3, capturable=True)
-    step = capture_train_step(graphed, graph_opt, 20, 64, torch.device("cuda"))
-    # the warm-up inside capture left the weights as they were
-    for a, b in zip(eager.parameters(), graphed.parameters()):
-        assert torch.equal(a, b)
-    torch.cuda.manual_seed(123)
+    torch.cuda.manual_seed(seed)
     eager_losses = []
     for batch in batches:
         eager_opt.zero_grad(set_to_none=True)
@@ -34,9 +27,22 @@ def test_graph_steps_match_eager_steps(norm):
         loss.backward()
         eager_opt.step()
         eager_losses.append(loss.item())
-    torch.cuda.manual_seed(123)
-    graph_losses = [step(batch).item() for batch in batches]
-    assert graph_losses == pytest.approx(eager_losses, rel=1e-4, abs=1e-5)
+    torch.cuda.manual_seed(seed)
+    step_losses = [step(batch).item() for batch in batches]
+    assert step_losses == pytest.approx(eager_losses, rel=1e-4, abs=1e-5)
+
+
+@needs_cuda[0]
+@needs_cuda[1]
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_graph_steps_match_eager_steps(norm):
+    eager, graphed = make(norm), make(norm)
+    graph_opt = torch.optim.Adam(graphed.parameters(), lr=1e-3, capturable=True)
+    step = capture_train_step(graphed, graph_opt, 20, 64, torch.device("cuda"))
+    # the warm-up inside capture left the weights as they were
+    for a, b in zip(eager.parameters(), graphed.parameters()):
+        assert torch.equal(a, b)
+    assert_steps_match_eager(step, eager, 123)
     for (name, a), b in zip(eager.named_parameters(), graphed.parameters()):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-5), name
 
@@ -63,3 +69,46 @@ def test_inductor_matches_eager_on_cpu():
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     for eager, compiled in zip(*grads):
         assert torch.allclose(eager, compiled, rtol=1e-3, atol=1e-5)
+
+
+@needs_cuda[0]
+@needs_cuda[1]
+def test_fused_steps_match_eager_steps():
+    """``--compile fused`` (compiled loss inside the CUDA graph): the eager step's losses and weights."""
+    from tagger.distributed import LossOf
+    from tagger.fast import graph_loss
+
+    eager, fused = make("layer"), make("layer")
+    fused_opt = torch.optim.Adam(fused.parameters(), lr=1e-3, capturable=True)
+    step = capture_train_step(fused, fused_opt, 20, 64, torch.device("cuda"),
+                              loss_fn=graph_loss(fused, torch.compile(LossOf(fused)), 4))
+    assert_steps_match_eager(step, eager, 7)
+    for (name, a), b in zip(eager.named_parameters(), fused.parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+
+
+@pytest.mark.parametrize("likelihood", ["binary", "continuous"])
+def test_bf16_autocast_stays_close_to_fp32(likelihood):
+    """``--precision bf16``: matmuls in bfloat16, the rest in float32; loss and gradients near fp32."""
+    from tagger.distributed import LossOf
+
+    torch.manual_seed(0)
+    model = Tagger(ModelConfig(input_size=64, widths=(48, 32, 16), iterations=2, norm="layer",
+                               likelihood=likelihood, z0=0.3))
+    with torch.no_grad():  # away from the start, where every decoder output is exactly 0
+        for combinator in model.mapping.combinators:
+            combinator.params.normal_()
+    x = (torch.rand(16, 64) < 0.3).float()
+    draws = model.draw(16, 4, "cpu", generator=torch.Generator().manual_seed(1))
+    losses, grads = [], []
+    for precision in ("fp32", "bf16"):
+        model.zero_grad(set_to_none=True)
+        loss = LossOf(model, precision)(x, draws)
+        assert loss.dtype == torch.float32
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2, abs=2e-2)
+    assert losses[1] != losses[0]  # bf16 really was used
+    cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
+    assert cosine > 0.95

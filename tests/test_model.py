@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tagger import ModelConfig, Tagger
+from tagger import ConfigError, ModelConfig, Tagger
 from tagger.ladder import GaussCombinator, Ladder, normalize
 from tagger.likelihood import BinaryLikelihood, GaussianLikelihood, positive
 
@@ -145,6 +145,14 @@ def test_positive_is_continuous_and_positive():
     values = positive(a)
     assert (values > 0).all() and (values[1:] > values[:-1]).all()
     assert positive(torch.tensor(0.0)).item() == pytest.approx(1.0)
+    from tagger.likelihood import positive_inverse
+
+    for v in (0.003, 0.5, 1.0, 1 + math.sqrt(2), 9.0):
+        assert positive(torch.tensor(positive_inverse(v), dtype=torch.float64)).item() == pytest.approx(v, rel=1e-9)
+    assert GaussianLikelihood(0.2, v_init=0.02).v.item() == pytest.approx(0.02, rel=1e-5)
+    assert GaussianLikelihood(0.2).v_raw.item() == 1.0  # the reference's start
+    with pytest.raises(ConfigError, match="--v-init"):
+        ModelConfig(likelihood="continuous", v_init=0.0).validate()
 
 
 def test_gradients_reach_every_parameter():

@@ -293,3 +293,19 @@ def test_reproduces_an_original_image_bit_for_bit(real_mnist):
     assert hashlib.sha256(features[0].tobytes()).hexdigest() == ORIGINAL_VALID_SHA256
     assert list(drawn["labels"][n]) == ORIGINAL_VALID_LABELS
     assert features.min() >= 0 and features.max() <= 1
+
+
+def test_original_label_order_follows_the_notebook(tiny):
+    """The notebook's ``targets[:, i] = labs[perm[z_order[i]]]`` with ``z_order = (flag, 1 - flag)``."""
+    pool_x = np.concatenate([tiny["train_x"], tiny["valid_x"]])
+    pool_y = np.concatenate([tiny["train_y"], tiny["valid_y"]])
+    count = len(pool_y)
+    drawn = tm.layout(pool_x, pool_y, 2, tm.TRAIN_SEED)
+    rng = np.random.RandomState(tm.TRAIN_SEED)
+    perm = [rng.permutation(count), rng.permutation(count)]
+    flag = rng.binomial(1, 0.5, count)
+    targets = np.stack([pool_y[np.where(flag == 1, perm[1], perm[0])],
+                        pool_y[np.where(flag == 1, perm[0], perm[1])]], axis=1)
+    np.testing.assert_array_equal(tm.original_label_order(drawn["labels"], count), targets)
+    head = tm.original_label_order(drawn["labels"][:30], count)  # a split at the start of the pool
+    np.testing.assert_array_equal(head, targets[:30])

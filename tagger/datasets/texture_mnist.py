@@ -239,6 +239,26 @@ def _cache_path(directory, n_digits: int, depth_order: str):
     return _data_dir(directory) / f"texture_mnist{n_digits}_{RECIPE_VERSION}{suffix}.npz"
 
 
+def original_label_order(labels: np.ndarray, pool_size: int, seed: int = TRAIN_SEED) -> np.ndarray:
+    """Two-digit labels in the order the original dataset stored them (its ``targets``).
+
+    Our labels are in depth order (lower digit first). The original notebook swapped the label
+    pair once by its top/bottom flag (which cancels for the images, see the module docstring),
+    so its ``targets[:, 0]`` is the lower digit where the flag is 1 and the upper one where it
+    is 0. The reference picks its 1,000 labelled images by ``targets[:, 0]``, so the
+    semi-supervised stage needs this order to pick the same ones.
+
+    Args:
+        labels: ``(N, 2)`` labels of the first N examples of a pool, in depth order.
+        pool_size: examples in the whole pool (60,000 for train + valid, 10,000 for test).
+        seed: the pool's seed.
+    """
+    rng = np.random.RandomState(seed)
+    rng.permutation(pool_size), rng.permutation(pool_size)  # the digit draws come first
+    swap = rng.binomial(1, 0.5, pool_size).astype(bool)[:len(labels)]
+    return np.where(swap[:, None], labels, labels[:, ::-1])
+
+
 def generate(n_digits: int = 2, mnist: dict[str, np.ndarray] | None = None,
              depth_order: str = "reference", mnist_dir=None) -> dict[str, np.ndarray]:
     """The layouts of all three splits: ``{"train_digits", "train_labels", "train_textures",

@@ -1,0 +1,98 @@
+"""The reference's second TextureMNIST stage: pretrained grouping, new top layers, 1,000 labels.
+
+Every training step takes one unlabelled batch (an epoch is one pass over all training
+images) and one labelled batch from a small set that is reshuffled and cycled (the
+reference's ``SemiDataStream``). The cost is the denoising cost of the unlabelled batch plus
+``class_cost`` times the classification cost of the labelled batch at the last iteration;
+both batches are corrupted and run as separate forward passes (separate batch statistics),
+as in the reference graph.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import datasets
+from .checkpoint import CheckpointError, read_checkpoint
+from .classify import labeled_subset
+from .config import Config, ConfigError
+from .datasets.texture_mnist import original_label_order
+
+
+class LabeledStream:
+    """The labelled training examples on the device, drawn in cycled, reshuffled batches.
+
+    Attributes:
+        x: ``(M, D)`` labelled inputs; ``labels``: ``(M, L)`` int64 labels (depth order).
+    """
+
+    def __init__(self, config: Config, data_dir=None, device="cpu"):
+        train = config.train
+        split = datasets.load("texture-mnist", "train", data_dir, n_digits=train.n_digits)
+        count = train.train_examples or len(split)
+        first = split.labels[:count, 0]
+        if train.n_digits == 2:  # the reference chose by its stored first label, see original_label_order
+            pool = len(split) + len(datasets.load("texture-mnist", "valid", data_dir, n_digits=2))
+            first = original_label_order(split.labels[:count], pool)[:, 0]
+        try:
+            indices = labeled_subset(first, train.labeled, train.seed)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if len(indices) < train.batch_size:
+            raise ConfigError(f"--labeled {len(indices)} is smaller than --batch-size {train.batch_size}")
+        self.x = torch.as_tensor(split.features[indices]).to(device)
+        self.labels = torch.as_tensor(split.labels[indices].astype(np.int64)).to(device)
+        self.batch_size = train.batch_size
+        self.order = torch.Generator().manual_seed(train.seed + 2)
+        self.cycle_start = self.order.get_state()  # RNG state that draws the current permutation
+        self.permutation = torch.randperm(len(self.x), generator=self.order)
+        self.position = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``(x, labels)`` batch; a new permutation once the current one is used up."""
+        if self.position + self.batch_size > len(self.permutation):
+            self.cycle_start = self.order.get_state()
+            self.permutation = torch.randperm(len(self.x), generator=self.order)
+            self.position = 0
+        chosen = self.permutation[self.position:self.position + self.batch_size].to(self.x.device)
+        self.position += self.batch_size
+        return self.x[chosen], self.labels[chosen]
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """JSON state and tensors for the checkpoint (exact resume)."""
+        return {"labeled_position": self.position}, {"rng.labeled_cycle": self.cycle_start}
+
+    def restore(self, state: dict, tensors: dict[str, torch.Tensor]) -> None:
+        if "rng.labeled_cycle" not in tensors:
+            raise CheckpointError("the checkpoint has no labelled-stream state (not a semi-supervised run)")
+        self.order.set_state(tensors["rng.labeled_cycle"])
+        self.cycle_start = self.order.get_state()
+        self.permutation = torch.randperm(len(self.x), generator=self.order)
+        self.position = int(state.get("labeled_position", 0))
+
+
+def split_labels(config: Config, split: str, count: int, data_dir=None, device="cpu") -> torch.Tensor:
+    """``(count, L)`` int64 labels of the first ``count`` examples of a TextureMNIST split."""
+    data = datasets.load("texture-mnist", split, data_dir, n_digits=config.train.n_digits)
+    return torch.as_tensor(data.labels[:count].astype(np.int64)).to(device)
+
+
+def initialise_from(model: torch.nn.Module, source: str | Path) -> tuple[list[str], list[str]]:
+    """Copy a run's weights into ``model`` wherever name and shape match (the reference's
+    ``--continue``: the pretrained grouping keeps its weights, the deeper top layers start fresh).
+
+    Returns:
+        ``(loaded, fresh)`` parameter names.
+    """
+    _, _, weights, _ = read_checkpoint(Path(source))
+    own = model.state_dict()
+    loaded = [name for name, value in own.items()
+              if name in weights and tuple(weights[name].shape) == tuple(value.shape)]
+    if not loaded:
+        raise CheckpointError(f"{source}: no weight matches this model (another dataset or input size?)")
+    with torch.no_grad():
+        for name in loaded:
+            own[name].copy_(weights[name])
+    return loaded, [name for name in own if name not in loaded]
