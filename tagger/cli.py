@@ -53,6 +53,27 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 COMPILE_MODES = ["off", "graph", "inductor", "fused"]
 
 
+def _add_eval_commands(commands) -> None:
+    """``tagger eval`` and ``tagger show``: the same flags."""
+    for name, text in (("eval", "Table 1a for a run: denoising cost and AMI per iteration"),
+                       ("show", "PNG of groupings like the paper's Figure 4")):
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
+        sub.add_argument("--split", default="test", help="test (default), valid, train or single (Shapes)")
+        sub.add_argument("--iterations", type=int, default=5, help="iterations to run (default 5)")
+        sub.add_argument("--groups", type=int, help="K at evaluation (default: as trained)")
+        sub.add_argument("--examples", type=int, default=0 if name == "eval" else 4,
+                         help="examples to use (eval: 0 = whole split)")
+        sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
+        sub.add_argument("--objects", type=int, help="Shapes: shapes per image of the evaluation data "
+                         "(default: as trained, 3); e.g. 2 or 4 to test generalisation")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--device", default="auto")
+        sub.add_argument("--data-dir", type=Path)
+        sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
+        sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagger", description="TAG / Tagger: unsupervised perceptual grouping (Greff et al., NIPS 2016).",
@@ -80,23 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_model_flags(train)
 
-    for name, text in (("eval", "Table 1a for a run: denoising cost and AMI per iteration"),
-                       ("show", "PNG of groupings like the paper's Figure 4")):
-        sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
-        sub.add_argument("--split", default="test", help="test (default), valid, train or single (Shapes)")
-        sub.add_argument("--iterations", type=int, default=5, help="iterations to run (default 5)")
-        sub.add_argument("--groups", type=int, help="K at evaluation (default: as trained)")
-        sub.add_argument("--examples", type=int, default=0 if name == "eval" else 4,
-                         help="examples to use (eval: 0 = whole split)")
-        sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
-        sub.add_argument("--objects", type=int, help="Shapes: shapes per image of the evaluation data "
-                         "(default: as trained, 3); e.g. 2 or 4 to test generalisation")
-        sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--device", default="auto")
-        sub.add_argument("--data-dir", type=Path)
-        sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
-        sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
+    _add_eval_commands(commands)
 
     bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
     bench.add_argument("--dataset", default="shapes", choices=["shapes", "texture-mnist"])

@@ -155,8 +155,16 @@ def run_show(args) -> int:
     generator = torch.Generator(device=features.device).manual_seed(args.seed)
     result = model.infer(features, iterations=args.iterations, groups=args.groups, generator=generator)
     output = args.output or _run_dir_of(args.run_dir) / f"groupings_{args.split}.png"
+    captions = None
+    if config.train.class_cost > 0:  # semi-supervised run: true and predicted classes (last iteration)
+        from .classify import class_probabilities
+
+        ranked = class_probabilities(result.top[-1]).argsort(dim=-1, descending=True).cpu()
+        labels = split.labels[:features.shape[0]]
+        captions = [f"true {','.join(map(str, row))}\npred {','.join(map(str, ranked[b, :len(row)].tolist()))}"
+                    for b, row in enumerate(labels.tolist())]
     grouping_figure(features, objects, result.masks, result.reconstructions, split.image_shape, output,
-                    title=f"{split.name} ({config.preset}, {config.model.norm} norm)")
+                    title=f"{split.name} ({config.preset}, {config.model.norm} norm)", captions=captions)
     print(f"written {output}")
     return 0
 

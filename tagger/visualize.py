@@ -19,7 +19,7 @@ def colour_groups(labels: np.ndarray, intensity: np.ndarray) -> np.ndarray:
 
 def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.Tensor,
                     reconstructions: torch.Tensor, image_shape: tuple[int, int], path: Path,
-                    title: str = "") -> Path:
+                    title: str = "", captions: list[str] | None = None) -> Path:
     """Write a PNG grid: one block of K+1 rows per example.
 
     Args:
@@ -28,6 +28,7 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
         masks, reconstructions: ``(T, B, K, D)`` from :meth:`tagger.Tagger.infer`.
         image_shape: ``(H, W)`` with ``H * W == D``.
         path: output PNG.
+        captions: optional text per example, written under its ground truth (e.g. classes).
     """
     import matplotlib
 
@@ -50,6 +51,8 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
         truth = objects[b].cpu().numpy().reshape(shape).astype(int)
         _show(axes[top + 1, 0], np.where(truth[..., None] > 0, PALETTE[(truth - 1) % 8], 0.0),
               "truth" if b == 0 else None)
+        if captions:
+            axes[top + 1, 0].set_xlabel(captions[b], fontsize=6)
         for t in range(iterations):
             m = masks[t, b].cpu().numpy()  # (K, D)
             z = reconstructions[t, b].cpu().numpy()  # (K, D)

@@ -1,5 +1,6 @@
 """Semi-supervised classification (Table 2): the collapsed prediction, cost, error metric,
 labelled subset, warm start from a pretrained run, and a small run that learns classes."""
+import json
 import math
 
 import numpy as np
@@ -95,7 +96,7 @@ def _class_patterns(count, seed):
 def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
     from tagger.train import Trainer
 
-    splits = {"train": _class_patterns(400, 0), "valid": _class_patterns(100, 1)}
+    splits = {"train": _class_patterns(400, 0), "valid": _class_patterns(100, 1), "test": _class_patterns(100, 2)}
     monkeypatch.setattr(datasets, "load", lambda name, split, *a, **k: splits[split])
     model = ModelConfig(input_size=64, widths=(32, 16, 11), iterations=2, likelihood="continuous",
                         noise=0.2, z0=0.5, norm="batch")
@@ -112,3 +113,11 @@ def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
     expected = trainer.labeled.next()
     got = resumed.labeled.next()
     assert torch.equal(expected[1], got[1]) and torch.equal(expected[0], got[0])
+    # the CLI reports the class error and captions the figure with classes
+    from tagger.cli import main
+
+    assert main(["eval", str(tmp_path / "run"), "--iterations", "2", "--output", str(tmp_path / "e.json")]) == 0
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert len(result["class_error"]) == 2 and result["class_error"][-1] < 30
+    assert main(["show", str(tmp_path / "run"), "--examples", "2", "--output", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
