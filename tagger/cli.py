@@ -32,7 +32,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--likelihood", choices=["binary", "continuous"],
                        help="input model (default: the dataset's; continuous Shapes is a diagnostic)")
     group.add_argument("--v-init", type=float,
-                       help="continuous: starting value of the learned variance v (default: the reference's 2.41)")
+                       help="continuous: starting value of the learned variance v (default: the reference's 2.41; "
+                            "with --init, replaces the pretrained v)")
     group.add_argument("--valid-examples", type=int, help="validation examples scored per epoch (0 = all)")
     group.add_argument("--train-examples", type=int, help="use the first N training examples (0 = all)")
     group.add_argument("--eval-iterations", type=int, help="iterations reported at validation")

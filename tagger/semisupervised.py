@@ -79,9 +79,13 @@ def split_labels(config: Config, split: str, count: int, data_dir=None, device="
     return torch.as_tensor(data.labels[:count].astype(np.int64)).to(device)
 
 
-def initialise_from(model: torch.nn.Module, source: str | Path) -> tuple[list[str], list[str]]:
+def initialise_from(model: torch.nn.Module, source: str | Path, keep_v: bool = False) -> tuple[list[str], list[str]]:
     """Copy a run's weights into ``model`` wherever name and shape match (the reference's
     ``--continue``: the pretrained grouping keeps its weights, the deeper top layers start fresh).
+
+    Args:
+        keep_v: keep the model's own learned variance (an explicit ``--v-init``) instead of
+            the pretrained one.
 
     Returns:
         ``(loaded, fresh)`` parameter names.
@@ -89,7 +93,8 @@ def initialise_from(model: torch.nn.Module, source: str | Path) -> tuple[list[st
     _, _, weights, _ = read_checkpoint(Path(source))
     own = model.state_dict()
     loaded = [name for name, value in own.items()
-              if name in weights and tuple(weights[name].shape) == tuple(value.shape)]
+              if name in weights and tuple(weights[name].shape) == tuple(value.shape)
+              and not (keep_v and name == "likelihood.v_raw")]
     if not loaded:
         raise CheckpointError(f"{source}: no weight matches this model (another dataset or input size?)")
     with torch.no_grad():

@@ -235,10 +235,12 @@ class Trainer:
         if resume:
             self.restore()
         elif self.config.train.init_from:
-            loaded, fresh = initialise_from(self.model, self.config.train.init_from)
+            loaded, fresh = initialise_from(self.model, self.config.train.init_from,
+                                            keep_v=self.config.model.v_init is not None)
             if self.ranks.main:
-                print(f"initialised {len(loaded)} weights from {self.config.train.init_from}; "
-                      f"{len(fresh)} start fresh: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}")
+                rest = f"{len(fresh)} start fresh: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}" \
+                    if fresh else "none start fresh"
+                print(f"initialised {len(loaded)} weights from {self.config.train.init_from}; {rest}")
         if self.ranks.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.config.save(self.run_dir / "config.json")

@@ -67,6 +67,10 @@ def test_warm_start_copies_matching_weights(tmp_path):
     assert {"mapping.top_scale", "mapping.encoder_weights.2", "mapping.decoder_weights.3"} <= set(fresh)
     for name in loaded:
         assert torch.equal(deep.state_dict()[name], pretrained.state_dict()[name]), name
+    assert "likelihood.v_raw" in loaded
+    fresh_v = Tagger(ModelConfig(input_size=64, widths=(32, 24, 16), likelihood="continuous", v_init=0.05))
+    loaded, _ = initialise_from(fresh_v, tmp_path / "pre", keep_v=True)
+    assert "likelihood.v_raw" not in loaded and fresh_v.likelihood.v.item() == pytest.approx(0.05, rel=1e-5)
 
 
 def test_class_cost_needs_labels_and_eleven_units():
