@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   tagger eval runs/shapes-ln --iterations 5     # Table 1a on the test split, JSON in the run dir
   tagger show runs/shapes-ln                    # PNG of groupings like the paper's Figure 4
   tagger bench --preset paper --device cuda     # throughput and FLOP utilisation
+  tagger train texture-mnist --preset paper-semi --init runs/t2-pretrain   # Table 2 stage, 1,000 labels
 """
 
 

@@ -68,6 +68,27 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
     return result
 
 
+def median_over_runs(results: list[dict]) -> dict:
+    """The paper's Table 1 statistic: per iteration, the median over runs (seeds) of each
+    run's mean AMI, denoising cost and (if present) class error, with the min and max.
+
+    Args:
+        results: :func:`evaluate` outputs with the same iterations.
+    """
+    if not results:
+        raise ValueError("no runs to summarise")
+    iterations = results[0]["iterations"]
+    if any(r["iterations"] != iterations for r in results):
+        raise ValueError("runs were evaluated with different iterations")
+    summary = {"iterations": iterations, "runs": len(results)}
+    for key in ("ami", "denoising_cost", "class_error"):
+        if all(key in r for r in results):
+            values = np.array([r[key] for r in results], dtype=np.float64)  # (runs, T)
+            summary[key] = np.median(values, axis=0).tolist()
+            summary[f"{key}_min"], summary[f"{key}_max"] = values.min(0).tolist(), values.max(0).tolist()
+    return summary
+
+
 def format_table(result: dict, title: str = "") -> str:
     """Markdown table like the paper's Table 1a."""
     head = "| | " + " | ".join(f"Iter {i}" for i in result["iterations"]) + " |"
