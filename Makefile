@@ -3,7 +3,7 @@ PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench gpu-check
+.PHONY: install demo test bench gpu-check table1 table2
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
@@ -22,3 +22,24 @@ bench: install
 
 gpu-check:
 	bash scripts/gpu_check.sh
+
+# The paper's tables at full length, on a GPU (hours; see docs/results.md for what has been run).
+DEVICE ?= cuda
+COMPILE ?= graph
+FAST = --device $(DEVICE) --compile $(COMPILE)
+
+table1: install  # Table 1a: median over 20 seeds, LayerNorm and BatchNorm (~3 h on one H200)
+	$(PYTHON) scripts/seeds.py --seeds 10-29 --out runs/table1-ln -- shapes --preset paper $(FAST)
+	$(PYTHON) scripts/seeds.py --seeds 10-29 --out runs/table1-bn -- shapes --preset paper-bn $(FAST)
+
+table2: install  # Table 2, Tagger rows, one seed (the paper: mean of 5): pretrain, then 1k and 50k labels
+	for digits in 1 2; do \
+	  $(PYTHON) -m tagger train texture-mnist --digits $$digits --preset paper --run-dir runs/table2-t$$digits-pretrain $(FAST) && \
+	  $(PYTHON) -m tagger train texture-mnist --digits $$digits --preset paper-semi --init runs/table2-t$$digits-pretrain \
+	      --run-dir runs/table2-t$$digits-1k $(FAST) && \
+	  $(PYTHON) -m tagger train texture-mnist --digits $$digits --preset paper-semi --labeled 0 --init runs/table2-t$$digits-pretrain \
+	      --run-dir runs/table2-t$$digits-50k $(FAST) && \
+	  $(PYTHON) -m tagger eval runs/table2-t$$digits-1k --iterations 4 && \
+	  $(PYTHON) -m tagger eval runs/table2-t$$digits-50k --iterations 4 || exit 1; \
+	done
+

@@ -64,10 +64,11 @@ def labeled_subset(first_labels: np.ndarray, count: int, seed: int, classes: int
 
     The training indices are shuffled by ``numpy.random.RandomState(seed)``; with fewer labels
     than examples, ``count / classes`` per class are taken in that order, by the first
-    (topmost) label. ``count`` equal to the number of examples (or 0) means all of them.
+    label. ``count`` equal to the number of examples (or 0) means all of them.
 
     Args:
-        first_labels: ``(N,)`` the first label of every training example.
+        first_labels: ``(N,)`` the first label of every training example as the reference
+            stored it (for two digits see :func:`tagger.datasets.texture_mnist.original_label_order`).
         count: labelled examples wanted (a multiple of ``classes``), or 0 for all.
         seed: the run's seed.
 
