@@ -87,6 +87,40 @@ def test_fused_steps_match_eager_steps():
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
 
 
+@needs_cuda[0]
+@needs_cuda[1]
+def test_graph_semi_supervised_step_matches_eager():
+    """The semi-supervised step (labelled batch and labels as extra static inputs) as a CUDA graph."""
+    from tagger.distributed import LossOf
+    from tagger.fast import graph_loss
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    config = ModelConfig(input_size=64, widths=(48, 32, 11), likelihood="continuous", z0=0.5, norm="batch")
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(Tagger(config).cuda())
+    eager, graphed = models
+    x = torch.rand(4, 20, 64, device="cuda")
+    labeled_x, labels = torch.rand(4, 20, 64, device="cuda"), torch.randint(0, 10, (4, 20, 2), device="cuda")
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-3, capturable=True) for m in models]
+    step = capture_train_step(graphed, optimizers[1], 20, 64, torch.device("cuda"),
+                              loss_fn=graph_loss(graphed, LossOf(graphed, "fp32", 0.5), 4),
+                              extra_inputs=(labeled_x[0], labels[0]))
+    eager_step = graph_loss(eager, LossOf(eager, "fp32", 0.5), 4)
+    torch.cuda.manual_seed(5)
+    eager_losses = []
+    for i in range(4):
+        optimizers[0].zero_grad(set_to_none=True)
+        loss = eager_step(x[i], labeled_x[i], labels[i])
+        loss.backward()
+        optimizers[0].step()
+        eager_losses.append(loss.item())
+    torch.cuda.manual_seed(5)
+    graph_losses = [step(x[i], labeled_x[i], labels[i]).item() for i in range(4)]
+    assert graph_losses == pytest.approx(eager_losses, rel=1e-4, abs=1e-5)
+
+
 @pytest.mark.parametrize("likelihood", ["binary", "continuous"])
 def test_bf16_autocast_stays_close_to_fp32(likelihood):
     """``--precision bf16``: matmuls in bfloat16, the rest in float32; loss and gradients near fp32."""
