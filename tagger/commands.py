@@ -62,18 +62,12 @@ def run_train(args) -> int:
 
     trainer = Trainer(config, run_dir, device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
     try:
-        if args.compile == "graph":
+        if args.compile in ("graph", "fused"):
             if trainer.ranks.world > 1:
-                raise ConfigError("--compile graph is single-process only (drop it under torchrun)")
+                raise ConfigError(f"--compile {args.compile} is single-process only (drop it under torchrun)")
             from .fast import use_cuda_graph
 
-            use_cuda_graph(trainer)
-        elif args.compile == "fused":
-            if trainer.ranks.world > 1:
-                raise ConfigError("--compile fused is single-process only (drop it under torchrun)")
-            from .fast import use_cuda_graph
-
-            use_cuda_graph(trainer, compiled=True)
+            use_cuda_graph(trainer, compiled=args.compile == "fused")
         elif args.compile == "inductor":
             from .fast import use_inductor
 

@@ -14,28 +14,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import datasets
 from .checkpoint import CheckpointError, read_checkpoint
 from .classify import labeled_subset
 from .config import Config, ConfigError
-from .datasets.texture_mnist import original_label_order
+from .datasets.common import Split
 
 
 class LabeledStream:
-    """The labelled training examples on the device, drawn in cycled, reshuffled batches.
+    """The labelled examples of the training ``split``, on the device, drawn in cycled,
+    reshuffled batches.
 
     Attributes:
         x: ``(M, D)`` labelled inputs; ``labels``: ``(M, L)`` int64 labels (depth order).
     """
 
-    def __init__(self, config: Config, data_dir=None, device="cpu"):
+    def __init__(self, config: Config, split: Split, device="cpu"):
         train = config.train
-        split = datasets.load("texture-mnist", "train", data_dir, n_digits=train.n_digits)
         count = train.train_examples or len(split)
-        first = split.labels[:count, 0]
-        if train.n_digits == 2:  # the reference chose by its stored first label, see original_label_order
-            pool = len(split) + len(datasets.load("texture-mnist", "valid", data_dir, n_digits=2))
-            first = original_label_order(split.labels[:count], pool)[:, 0]
+        # the reference chose by its stored first label (for two digits not our depth order)
+        stored = split.labels if split.original_labels is None else split.original_labels
+        first = stored[:count, 0]
         try:
             indices = labeled_subset(first, train.labeled, train.seed)
         except ValueError as error:
@@ -71,12 +69,6 @@ class LabeledStream:
         self.cycle_start = self.order.get_state()
         self.permutation = torch.randperm(len(self.x), generator=self.order)
         self.position = int(state.get("labeled_position", 0))
-
-
-def split_labels(config: Config, split: str, count: int, data_dir=None, device="cpu") -> torch.Tensor:
-    """``(count, L)`` int64 labels of the first ``count`` examples of a TextureMNIST split."""
-    data = datasets.load("texture-mnist", split, data_dir, n_digits=config.train.n_digits)
-    return torch.as_tensor(data.labels[:count].astype(np.int64)).to(device)
 
 
 def initialise_from(model: torch.nn.Module, source: str | Path, keep_v: bool = False) -> tuple[list[str], list[str]]:

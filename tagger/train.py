@@ -17,7 +17,7 @@ from .checkpoint import load_weights, read_checkpoint, save_checkpoint
 from .config import Config, ConfigError
 from .evaluate import evaluate
 from .model import Tagger
-from .semisupervised import LabeledStream, initialise_from, split_labels
+from .semisupervised import LabeledStream, initialise_from
 
 
 class TrainingError(RuntimeError):
@@ -39,8 +39,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def load_splits(config: Config, data_dir=None, device="cpu"):
-    """Training and validation tensors on ``device``: ``(train_x, valid_x, valid_objects)``."""
+def load_splits(config: Config, data_dir=None):
+    """The training and validation :class:`~tagger.datasets.common.Split` s, checked against the model."""
     train = config.train
     extra = {} if train.dataset == "shapes" else {"n_digits": train.n_digits}
     train_split = datasets.load(train.dataset, "train", data_dir, **extra)
@@ -48,12 +48,7 @@ def load_splits(config: Config, data_dir=None, device="cpu"):
     if train_split.input_size != config.model.input_size:
         raise ConfigError(f"the model's input_size {config.model.input_size} does not match the data "
                           f"({train_split.input_size} elements per example)")
-    count = train.train_examples or len(train_split)
-    valid_count = train.valid_examples or len(valid_split)
-    train_x = torch.as_tensor(train_split.features[:count]).to(device)
-    valid_x = torch.as_tensor(valid_split.features[:valid_count]).to(device)
-    valid_objects = torch.as_tensor(valid_split.objects[:valid_count].astype("int64")).to(device)
-    return train_x, valid_x, valid_objects
+    return train_split, valid_split
 
 
 class Trainer:
@@ -76,11 +71,7 @@ class Trainer:
         self.model = Tagger(config.model).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
         self.order = torch.Generator().manual_seed(config.train.seed + 1)  # data order (CPU)
-        self.train_x, self.valid_x, self.valid_objects = load_splits(config, data_dir, self.device)
-        self.labeled, self.valid_labels = None, None  # semi-supervised runs (class_cost > 0)
-        if config.train.class_cost > 0:
-            self.labeled = LabeledStream(config, data_dir, self.device)
-            self.valid_labels = split_labels(config, "valid", self.valid_x.shape[0], data_dir, self.device)
+        self.load_data(data_dir)
         self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "history": []}
         self.epoch_order_state = self.order.get_state()
         self.step_fn = self.model_step  # replaced by the fast paths (tagger.fast)
@@ -90,6 +81,21 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.loss_of = DistributedDataParallel(self.loss_of)
+
+    def load_data(self, data_dir) -> None:
+        """The training inputs, validation inputs, objects (and labels) on the device, once."""
+        train = self.config.train
+        train_split, valid_split = load_splits(self.config, data_dir)
+        count = train.train_examples or len(train_split)
+        valid_count = train.valid_examples or len(valid_split)
+        on_device = lambda array: torch.as_tensor(array).to(self.device)  # noqa: E731
+        self.train_x = on_device(train_split.features[:count])
+        self.valid_x = on_device(valid_split.features[:valid_count])
+        self.valid_objects = on_device(valid_split.objects[:valid_count].astype("int64"))
+        self.labeled, self.valid_labels = None, None  # semi-supervised runs (class_cost > 0)
+        if train.class_cost > 0:
+            self.labeled = LabeledStream(self.config, train_split, self.device)
+            self.valid_labels = on_device(valid_split.labels[:valid_count].astype("int64"))
 
     # -- state ------------------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:

@@ -309,3 +309,15 @@ def test_original_label_order_follows_the_notebook(tiny):
     np.testing.assert_array_equal(tm.original_label_order(drawn["labels"], count), targets)
     head = tm.original_label_order(drawn["labels"][:30], count)  # a split at the start of the pool
     np.testing.assert_array_equal(head, targets[:30])
+    middle = tm.original_label_order(drawn["labels"][30:50], count, start=30)  # e.g. the valid split
+    np.testing.assert_array_equal(middle, targets[30:50])
+
+
+def test_two_digit_splits_carry_the_original_label_order(tiny, tmp_path):
+    train = tm.texture_mnist("train", n_digits=2, data_dir=tmp_path)
+    valid = tm.texture_mnist("valid", n_digits=2, data_dir=tmp_path)
+    pool = len(train) + len(valid)
+    np.testing.assert_array_equal(train.original_labels, tm.original_label_order(train.labels, pool))
+    np.testing.assert_array_equal(valid.original_labels,
+                                  tm.original_label_order(valid.labels, pool, start=len(train)))
+    assert tm.texture_mnist("train", n_digits=1, data_dir=tmp_path).original_labels is None

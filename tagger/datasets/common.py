@@ -26,6 +26,8 @@ class Split:
         binary: whether the features are binary (bit-flip noise) or continuous.
         masks: optional ``(N, n_objects, D)`` float32 ground-truth soft masks.
         labels: optional ``(N, n_labels)`` int64 class labels (depth order).
+        original_labels: optional, the same labels in the order the original dataset stored
+            them, where that differs (TextureMNIST2, see ``texture_mnist.original_label_order``).
     """
 
     name: str
@@ -35,6 +37,7 @@ class Split:
     binary: bool
     masks: np.ndarray | None = None
     labels: np.ndarray | None = None
+    original_labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.features.shape[0])

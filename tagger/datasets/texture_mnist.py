@@ -239,7 +239,8 @@ def _cache_path(directory, n_digits: int, depth_order: str):
     return _data_dir(directory) / f"texture_mnist{n_digits}_{RECIPE_VERSION}{suffix}.npz"
 
 
-def original_label_order(labels: np.ndarray, pool_size: int, seed: int = TRAIN_SEED) -> np.ndarray:
+def original_label_order(labels: np.ndarray, pool_size: int, seed: int = TRAIN_SEED,
+                         start: int = 0) -> np.ndarray:
     """Two-digit labels in the order the original dataset stored them (its ``targets``).
 
     Our labels are in depth order (lower digit first). The original notebook swapped the label
@@ -249,13 +250,14 @@ def original_label_order(labels: np.ndarray, pool_size: int, seed: int = TRAIN_S
     semi-supervised stage needs this order to pick the same ones.
 
     Args:
-        labels: ``(N, 2)`` labels of the first N examples of a pool, in depth order.
+        labels: ``(N, 2)`` labels of examples ``start .. start + N`` of a pool, in depth order.
         pool_size: examples in the whole pool (60,000 for train + valid, 10,000 for test).
         seed: the pool's seed.
+        start: where ``labels`` begin in the pool (the valid split follows the train split).
     """
     rng = np.random.RandomState(seed)
     rng.permutation(pool_size), rng.permutation(pool_size)  # the digit draws come first
-    swap = rng.binomial(1, 0.5, pool_size).astype(bool)[:len(labels)]
+    swap = rng.binomial(1, 0.5, pool_size).astype(bool)[start:start + len(labels)]
     return np.where(swap[:, None], labels, labels[:, ::-1])
 
 
@@ -311,6 +313,13 @@ def texture_mnist(split: str, n_digits: int = 2, data_dir=None, mnist_dir=None,
         save_npz_atomic(path, arrays)
     digits = arrays[f"{split}_digits"]
     features, masks = render(digits, arrays[f"{split}_textures"], arrays[f"{split}_crops"])
+    labels = arrays[f"{split}_labels"].astype(np.int64)
+    original = None
+    if n_digits == 2 and depth_order == "reference":  # the pools: train + valid (train first), test
+        pool = [] if split == "test" else ["train", "valid"]
+        start = len(arrays["train_labels"]) if split == "valid" else 0
+        pool_size = sum(len(arrays[f"{name}_labels"]) for name in pool) or len(labels)
+        original = original_label_order(labels, pool_size, TEST_SEED if split == "test" else TRAIN_SEED, start)
     return Split(
         name=f"texture_mnist{n_digits}/{split}",
         features=features,
@@ -318,7 +327,8 @@ def texture_mnist(split: str, n_digits: int = 2, data_dir=None, mnist_dir=None,
         image_shape=(IMAGE_SIZE, IMAGE_SIZE),
         binary=False,
         masks=masks,
-        labels=arrays[f"{split}_labels"].astype(np.int64),
+        labels=labels,
+        original_labels=original,
     )
 
 
