@@ -3,7 +3,7 @@ PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench gpu-check table1 table2
+.PHONY: install demo test bench gpu-check table1 table2 table2-baselines
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
@@ -43,3 +43,9 @@ table2: install  # Table 2, Tagger rows, one seed (the paper: mean of 5): pretra
 	  $(PYTHON) -m tagger eval runs/table2-t$$digits-50k --iterations 4 || exit 1; \
 	done
 
+
+table2-baselines: install  # Table 2's baseline rows, one seed (the paper: mean of 5): FC MLP, FC Ladder, ConvNet
+	for digits in 1 2; do for labeled in 1000 0; do for model in mlp ladder convnet; do \
+	  $(PYTHON) -m tagger baseline --model $$model --digits $$digits --labeled $$labeled --device $(DEVICE) \
+	      --run-dir runs/table2-baseline-$$model-t$$digits-$$labeled --no-progress || exit 1; \
+	done; done; done

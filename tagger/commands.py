@@ -170,6 +170,42 @@ def run_bench(args) -> int:
     return 0
 
 
+def baseline_config_from_args(args):
+    """The baseline preset for ``--model``/``--labeled``/``--digits`` with the given overrides."""
+    from .baseline_train import baseline_preset
+
+    config = baseline_preset(args.model, args.labeled, args.digits)
+    for name in ("epochs", "batch_size", "lr", "decay_start", "seed", "noise", "input_noise",
+                 "valid_examples", "max_minutes"):
+        if getattr(args, name, None) is not None:
+            setattr(config, name, getattr(args, name))
+    try:
+        if args.widths:
+            config.widths = tuple(int(w) for w in args.widths.replace(",", "-").split("-"))
+        if args.denoising:
+            config.denoising = tuple(float(w) for w in args.denoising.split(","))
+    except ValueError:
+        raise ConfigError("--widths looks like 1000-1000 and --denoising like 2000,20,0.1 (numbers only)") from None
+    return config.validate()
+
+
+def run_baseline(args) -> int:
+    from .baseline_train import BaselineTrainer, load_baseline_splits
+    from .train import resolve_device
+
+    config = baseline_config_from_args(args)
+    run_dir = args.run_dir or Path("runs") / f"baseline-{config.model}-t{config.digits}-{config.labeled or 'all'}"
+    if (run_dir / "result.json").exists():
+        raise ConfigError(f"--run-dir {run_dir} already holds a finished baseline; choose another --run-dir")
+    trainer = BaselineTrainer(config, run_dir, load_baseline_splits(config.digits, args.data_dir),
+                              resolve_device(args.device), progress=not args.no_progress)
+    result = trainer.run()
+    print(f"{config.model} on TextureMNIST{config.digits}, {result['labeled_examples']} labels, "
+          f"{result['epochs_run']} epochs: valid error {result['valid_class_error']:.2f} %, "
+          f"test error {result['test_class_error']:.2f} % (result in {run_dir}/result.json)")
+    return 0
+
+
 def run_demo(args) -> int:
     import argparse
 
