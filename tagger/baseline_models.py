@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ladder import EPSILON, GaussCombinator, init_weight
+from .ladder import EPSILON, GaussCombinator, init_weight, normalize
 
 
 class FCLadder(nn.Module):
@@ -43,7 +43,6 @@ class FCLadder(nn.Module):
         self.encoder_weights = nn.ParameterList([init_weight(a, b) for a, b in pairs])
         self.encoder_biases = nn.ParameterList([nn.Parameter(torch.zeros(b)) for _, b in pairs])
         self.top_scale = nn.Parameter(torch.ones(self.widths[-1]))
-        self.has_decoder = decoder
         if decoder:  # decoder_weights[i] maps layer i+1 down to layer i
             self.decoder_weights = nn.ParameterList([init_weight(b, a) for a, b in pairs])
             self.combinators = nn.ModuleList([GaussCombinator(w) for w in self.widths])
@@ -78,9 +77,9 @@ class FCLadder(nn.Module):
 
     def decode(self, laterals: list[torch.Tensor], top: torch.Tensor) -> list[torch.Tensor]:
         """Top-down estimates ``[x_est, z_est_1, ..., z_est_L]`` of the clean laterals."""
-        estimates = [self.combinators[-1](laterals[-1], _standardise(top))]
+        estimates = [self.combinators[-1](laterals[-1], normalize(top, "batch"))]
         for index in range(len(self.decoder_weights) - 1, -1, -1):
-            u = _standardise(estimates[0] @ self.decoder_weights[index])  # (B, H_index)
+            u = normalize(estimates[0] @ self.decoder_weights[index], "batch")  # (B, H_index)
             estimates.insert(0, self.combinators[index](laterals[index], u))
         return estimates
 
@@ -119,12 +118,6 @@ class FCLadder(nn.Module):
         for index, (mean, var) in enumerate(sums or []):
             getattr(self, f"mean_{index}").copy_(mean / count)
             getattr(self, f"var_{index}").copy_(var / count)
-
-
-def _standardise(values: torch.Tensor) -> torch.Tensor:
-    """Batch-normalise ``(B, H)`` without parameters (the decoder's ``u``)."""
-    var, mean = torch.var_mean(values, dim=0, keepdim=True, correction=0)
-    return (values - mean) * torch.rsqrt(var + EPSILON)
 
 
 def _conv(channels_in: int, channels_out: int, size: int, padding: int) -> list[nn.Module]:

@@ -21,14 +21,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .baseline_models import ConvNet, FCLadder
-from .classify import class_error, class_targets, labeled_subset
+from .checkpoint import write_file_durably
+from .classify import class_error, cross_entropy
 from .config import ConfigError
+from .semisupervised import choose_labeled
+from .train import RunLog
 
 MODELS = ("mlp", "ladder", "convnet")
 CLASSES = 10
@@ -114,12 +116,6 @@ def learning_rate(config: BaselineConfig, epoch: int) -> float:
     return config.lr * max(0.0, (config.epochs - epoch) / max(config.epochs - start, 1e-9))
 
 
-def cross_entropy(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean categorical cross-entropy against ``1 / L`` per label. -> scalar"""
-    targets = class_targets(labels, probabilities.shape[-1])
-    return -(targets * torch.log(probabilities.clamp_min(1e-30))).sum(-1).mean()
-
-
 @torch.no_grad()
 def classification_error(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor,
                          batch_size: int = 500) -> float:
@@ -131,18 +127,14 @@ def classification_error(model: torch.nn.Module, features: torch.Tensor, labels:
 
 
 class BaselineTrainer:
-    """Trains one baseline; writes ``config.json``, ``metrics.csv``, ``model.safetensors``, ``result.json``."""
+    """Trains one baseline; writes ``config.json``, ``metrics.csv`` + ``tb/``, ``model.safetensors``, ``result.json``."""
 
     def __init__(self, config: BaselineConfig, run_dir: Path, splits: dict, device: torch.device,
                  progress: bool = True):
         self.config, self.run_dir, self.device, self.progress = config, Path(run_dir), device, progress
         torch.manual_seed(config.seed)
         train = splits["train"]
-        stored = train.labels if train.original_labels is None else train.original_labels
-        try:
-            chosen = labeled_subset(stored[:, 0], config.labeled, config.seed)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        chosen = choose_labeled(train, config.labeled, config.seed)
         self.data = {name: (torch.as_tensor(split.features).to(device), torch.as_tensor(split.labels).to(device))
                      for name, split in splits.items()}
         self.labeled = torch.as_tensor(chosen, device=device)
@@ -212,20 +204,19 @@ class BaselineTrainer:
         (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
         deadline = time.time() + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
         history, started = [], time.time()
-        for epoch in range(config.epochs):
-            row = self.train_epoch(epoch, deadline)
-            self.calibrate()
-            valid_x, valid_y = self.data["valid"]
-            limit = config.valid_examples or len(valid_x)
-            row["valid_class_error"] = classification_error(self.model, valid_x[:limit], valid_y[:limit])
-            row["seconds"] = round(time.time() - started, 1)
-            history.append(row)
-            _append_csv(self.run_dir / "metrics.csv", row)
-            tqdm.write(f"epoch {row['epoch']}: class cost {row['class_cost']:.4f}, "
-                       f"valid error {row['valid_class_error']:.2f} %")
-            _save_weights(self.model, self.run_dir / "model.safetensors", config)
-            if time.time() > deadline:
-                break
+        with RunLog(self.run_dir) as log:
+            for epoch in range(config.epochs):
+                row = self.train_epoch(epoch, deadline)
+                self.calibrate()
+                valid_x, valid_y = self.data["valid"]
+                limit = config.valid_examples or len(valid_x)
+                row["valid_class_error"] = classification_error(self.model, valid_x[:limit], valid_y[:limit])
+                row["seconds"] = round(time.time() - started, 1)
+                history.append(row)
+                log(row)
+                _save_weights(self.model, self.run_dir / "model.safetensors", config)
+                if time.time() > deadline:
+                    break
         result = {"config": dataclasses.asdict(config), "epochs_run": len(history),
                   "train_seconds": round(time.time() - started, 1), "device": str(self.device),
                   "labeled_examples": len(self.labeled)}
@@ -235,19 +226,12 @@ class BaselineTrainer:
         return result
 
 
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a") as handle:
-        if new:
-            handle.write(",".join(row) + "\n")
-        handle.write(",".join(str(value) for value in row.values()) + "\n")
-
-
 def _save_weights(model: torch.nn.Module, path: Path, config: BaselineConfig) -> None:
-    """Atomic safetensors write, the config in its metadata."""
+    """Atomic, fsynced safetensors write, the config in its metadata."""
     temporary = path.with_suffix(".tmp")
     weights = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
-    save_file(weights, str(temporary), metadata={"config": json.dumps(dataclasses.asdict(config))})
+    metadata = {"config": json.dumps(dataclasses.asdict(config))}
+    write_file_durably(temporary, lambda target: save_file(weights, str(target), metadata=metadata))
     os.replace(temporary, path)
 
 
@@ -260,4 +244,4 @@ def load_baseline_splits(digits: int, data_dir=None) -> dict:
 
 
 __all__ = ["BaselineConfig", "BaselineTrainer", "baseline_preset", "build_model", "learning_rate",
-           "cross_entropy", "classification_error", "load_baseline_splits", "MODELS"]
+           "classification_error", "load_baseline_splits", "MODELS"]

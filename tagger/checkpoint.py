@@ -43,7 +43,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, writer) -> None:
+def write_file_durably(path: Path, writer) -> None:
+    """``writer(path)``, then make the file world-readable and fsync it."""
     writer(path)
     os.chmod(path, 0o644)
     with open(path, "rb+") as handle:
@@ -66,11 +67,11 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
     staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=run_dir))
     try:
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        _write_file(staging / "model.safetensors", lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
+        write_file_durably(staging / "model.safetensors", lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
         extra = {k: v.detach().contiguous().cpu() for k, v in (tensors or {}).items()}
-        _write_file(staging / "training.safetensors", lambda p: save_file(extra, str(p), metadata={"format": FORMAT}))
+        write_file_durably(staging / "training.safetensors", lambda p: save_file(extra, str(p), metadata={"format": FORMAT}))
         document = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state}
-        _write_file(staging / "state.json", lambda p: p.write_text(json.dumps(document, indent=1)))
+        write_file_durably(staging / "state.json", lambda p: p.write_text(json.dumps(document, indent=1)))
         _fsync_dir(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700
         current, previous = run_dir / CURRENT, run_dir / PREVIOUS

@@ -32,11 +32,20 @@ def class_targets(labels: torch.Tensor, classes: int) -> torch.Tensor:
     return targets.scatter_add_(1, labels, torch.full(labels.shape, 1.0 / labels.shape[1], device=labels.device))
 
 
-def class_cost(top: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean categorical cross-entropy ``-sum_c t_c log p_c`` of the collapsed prediction. -> scalar"""
-    probabilities = class_probabilities(top)
+def cross_entropy(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean categorical cross-entropy ``-sum_c t_c log p_c`` against :func:`class_targets`. -> scalar
+
+    Args:
+        probabilities: ``(B, C)``; a class at exactly 0 is clamped to 1e-30 (0 * log 0 counts as 0).
+        labels: ``(B, L)``.
+    """
     targets = class_targets(labels, probabilities.shape[-1])
-    return -(targets * torch.log(probabilities)).sum(dim=-1).mean()
+    return -(targets * torch.log(probabilities.clamp_min(1e-30))).sum(dim=-1).mean()
+
+
+def class_cost(top: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy of the collapsed prediction :func:`class_probabilities`. -> scalar"""
+    return cross_entropy(class_probabilities(top), labels)
 
 
 def class_error(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,14 @@ _OVERRIDES = {  # CLI flag -> (section, field)
 }
 
 
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``"2000-1000-500"`` (or comma-separated) -> layer sizes; a :class:`ConfigError` otherwise."""
+    try:
+        return tuple(int(w) for w in text.replace(",", "-").split("-"))
+    except ValueError:
+        raise ConfigError(f"--widths must look like 2000-1000-500, got {text!r}") from None
+
+
 def config_from_args(args) -> Config:
     """The preset named by ``--preset`` with every given flag applied; validated."""
     config = preset(args.preset, args.dataset, args.digits)
@@ -34,10 +42,7 @@ def config_from_args(args) -> Config:
         if value is not None:
             setattr(getattr(config, section), name, value)
     if args.widths:
-        try:
-            config.model.widths = tuple(int(w) for w in args.widths.replace(",", "-").split("-"))
-        except ValueError:
-            raise ConfigError(f"--widths must look like 2000-1000-500, got {args.widths!r}") from None
+        config.model.widths = parse_widths(args.widths)
     return config.validate()
 
 
@@ -179,13 +184,13 @@ def baseline_config_from_args(args):
                  "valid_examples", "max_minutes"):
         if getattr(args, name, None) is not None:
             setattr(config, name, getattr(args, name))
-    try:
-        if args.widths:
-            config.widths = tuple(int(w) for w in args.widths.replace(",", "-").split("-"))
-        if args.denoising:
+    if args.widths:
+        config.widths = parse_widths(args.widths)
+    if args.denoising:
+        try:
             config.denoising = tuple(float(w) for w in args.denoising.split(","))
-    except ValueError:
-        raise ConfigError("--widths looks like 1000-1000 and --denoising like 2000,20,0.1 (numbers only)") from None
+        except ValueError:
+            raise ConfigError(f"--denoising must look like 2000,20,0.1, got {args.denoising!r}") from None
     return config.validate()
 
 

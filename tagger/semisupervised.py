@@ -20,6 +20,21 @@ from .config import Config, ConfigError
 from .datasets.common import Split
 
 
+def choose_labeled(split: Split, count: int, seed: int, limit: int = 0) -> np.ndarray:
+    """Indices of the labelled images of a training ``split`` (:func:`~tagger.classify.labeled_subset`),
+    chosen by the first label as the original data stored it (for two digits not our depth order).
+
+    Args:
+        count: labelled examples wanted (0 = all); seed: the run's seed.
+        limit: consider only the first ``limit`` examples (0 = all).
+    """
+    stored = split.labels if split.original_labels is None else split.original_labels
+    try:
+        return labeled_subset(stored[:limit or len(split), 0], count, seed)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 class LabeledStream:
     """The labelled examples of the training ``split``, on the device, drawn in cycled,
     reshuffled batches.
@@ -30,14 +45,7 @@ class LabeledStream:
 
     def __init__(self, config: Config, split: Split, device="cpu"):
         train = config.train
-        count = train.train_examples or len(split)
-        # the reference chose by its stored first label (for two digits not our depth order)
-        stored = split.labels if split.original_labels is None else split.original_labels
-        first = stored[:count, 0]
-        try:
-            indices = labeled_subset(first, train.labeled, train.seed)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        indices = choose_labeled(split, train.labeled, train.seed, train.train_examples)
         if len(indices) < train.batch_size:
             raise ConfigError(f"--labeled {len(indices)} is smaller than --batch-size {train.batch_size}")
         self.x = torch.as_tensor(split.features[indices]).to(device)

@@ -304,7 +304,7 @@ class RunLog:
                     self.writer.add_scalar(key, value, row["epoch"])
             self.writer.flush()
         summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-                           if k in ("epoch", "train_cost") or k.startswith("valid_ami"))
+                           if k in ("epoch", "train_cost", "class_cost", "valid_class_error") or k.startswith("valid_ami"))
         tqdm.write(summary)
 
     def __exit__(self, *exc):

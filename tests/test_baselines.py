@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from tagger.baseline_models import ConvNet, FCLadder
-from tagger.baseline_train import (BaselineConfig, BaselineTrainer, baseline_preset, cross_entropy,
+from tagger.baseline_train import (BaselineConfig, BaselineTrainer, baseline_preset,
                                    learning_rate)
+from tagger.classify import cross_entropy
 from tagger.cli import main
 from tagger.config import ConfigError
 from tagger.datasets.common import Split
