@@ -3,7 +3,7 @@ PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench gpu-check table1 table2 table2-baselines
+.PHONY: install demo test bench gpu-check table1 table1b table2 table2-baselines
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
@@ -31,6 +31,10 @@ FAST = --device $(DEVICE) --compile $(COMPILE)
 table1: install  # Table 1a: median over 20 seeds, LayerNorm and BatchNorm (~3 h on one H200)
 	$(PYTHON) scripts/seeds.py --seeds 10-29 --out runs/table1-ln -- shapes --preset paper $(FAST)
 	$(PYTHON) scripts/seeds.py --seeds 10-29 --out runs/table1-bn -- shapes --preset paper-bn $(FAST)
+
+table1b: install  # Table 1b's earlier work, Reconstruction Clustering, 5 seeds per training set (~8 min on a 2-core CPU)
+	$(PYTHON) -m tagger rc --train-set multi --seeds 1-5 --run-dir runs/table1b-rc-multi --device cpu
+	$(PYTHON) -m tagger rc --train-set single --seeds 1-5 --run-dir runs/table1b-rc-single --device cpu
 
 table2: install  # Table 2, Tagger rows, one seed (the paper: mean of 5): pretrain, then 1k and 50k labels
 	for digits in 1 2; do \

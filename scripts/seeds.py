@@ -13,15 +13,8 @@ import sys
 from pathlib import Path
 
 from tagger.cli import main as tagger
+from tagger.commands import seed_list
 from tagger.evaluate import format_table, median_over_runs
-
-
-def seed_list(text: str) -> list[int]:
-    """``"10-29"`` or ``"1,5,7"`` -> seeds."""
-    if "-" in text:
-        first, last = (int(part) for part in text.split("-"))
-        return list(range(first, last + 1))
-    return [int(part) for part in text.split(",")]
 
 
 def run_seed(seed: int, out: Path, train_args: list[str], eval_args: list[str]) -> dict:

@@ -1,4 +1,4 @@
-"""Command line: ``tagger train | eval | show | bench | demo | data``. ``tagger CMD --help`` explains each."""
+"""Command line: ``tagger train | eval | show | bench | baseline | rc | demo | data``. ``tagger CMD --help`` explains each."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   tagger bench --preset paper --device cuda     # throughput and FLOP utilisation
   tagger train texture-mnist --preset paper-semi --init runs/t2-pretrain   # Table 2 stage, 1,000 labels
   tagger baseline --model ladder --digits 2 --labeled 1000                 # a Table 2 baseline
+  tagger rc --seeds 1-5                         # Reconstruction Clustering, Table 1b's earlier work
 """
 
 
@@ -105,6 +106,32 @@ def _add_baseline_command(commands) -> None:
     group.add_argument("--max-minutes", type=float, help="stop training after this long, then test")
 
 
+def _add_rc_command(commands) -> None:
+    text = "Reconstruction Clustering on Shapes, the earlier-work row of Table 1b (a DAE plus EM-like grouping)"
+    sub = commands.add_parser("rc", help=text, description=text + ". Defaults: the RC code's tuned Shapes "
+                              "settings for the chosen training set (docs/design.md).")
+    sub.add_argument("--train-set", default="multi", choices=["multi", "single"],
+                     help="images the denoiser learns from: multi (three shapes each, Tagger's training split; "
+                          "default, the paper's 0.61) or single (one shape each)")
+    sub.add_argument("--seeds", type=str, help="several runs, e.g. 1-5: one directory each and summary.json")
+    sub.add_argument("--run-dir", type=Path, help="output directory (default runs/rc-TRAIN_SET)")
+    sub.add_argument("--device", default="auto")
+    sub.add_argument("--data-dir", type=Path)
+    sub.add_argument("--no-progress", action="store_true")
+    group = sub.add_argument_group("overrides of the preset")
+    group.add_argument("--hidden", type=int, help="hidden units of the denoising autoencoder")
+    group.add_argument("--activation", choices=["tanh", "sigmoid", "relu"])
+    group.add_argument("--noise", type=float, help="salt-and-pepper probability")
+    group.add_argument("--lr", type=float, help="SGD learning rate")
+    group.add_argument("--max-epochs", type=int)
+    group.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    group.add_argument("--groups", type=int, help="K (default 3)")
+    group.add_argument("--iterations", type=int, help="RC iterations (default 10)")
+    group.add_argument("--e-step", choices=["expectation", "max"], help="soft or hard reassignment")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--test-examples", type=int, help="test images scored (0 = all 10,000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tagger", description="TAG / Tagger: unsupervised perceptual grouping (Greff et al., NIPS 2016).",
@@ -147,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", type=Path, help="JSON file for the results")
 
     _add_baseline_command(commands)
+    _add_rc_command(commands)
 
     demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")
     demo.add_argument("--run-dir", type=Path, default=Path("runs/demo"))

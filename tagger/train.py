@@ -264,8 +264,9 @@ class Trainer:
 class RunLog:
     """Appends epoch rows to ``metrics.csv`` and TensorBoard (``tb/``)."""
 
-    def __init__(self, run_dir: Path, history: list[dict] = (), enabled: bool = True):
+    def __init__(self, run_dir: Path, history: list[dict] = (), enabled: bool = True, echo: bool = True):
         self.path = Path(run_dir) / "metrics.csv"
+        self.echo = echo  # print a summary line per epoch
         self.run_dir = Path(run_dir)
         self.writer = None
         self.enabled = enabled
@@ -303,6 +304,8 @@ class RunLog:
                 if key not in ("epoch", "step"):
                     self.writer.add_scalar(key, value, row["epoch"])
             self.writer.flush()
+        if not self.echo:
+            return
         summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                            if k in ("epoch", "train_cost", "class_cost", "valid_class_error") or k.startswith("valid_ami"))
         tqdm.write(summary)

@@ -19,7 +19,8 @@ def colour_groups(labels: np.ndarray, intensity: np.ndarray) -> np.ndarray:
 
 def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.Tensor,
                     reconstructions: torch.Tensor, image_shape: tuple[int, int], path: Path,
-                    title: str = "", captions: list[str] | None = None) -> Path:
+                    title: str = "", captions: list[str] | None = None,
+                    iteration_names: list[str] | None = None) -> Path:
     """Write a PNG grid: one block of K+1 rows per example.
 
     Args:
@@ -29,6 +30,7 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
         image_shape: ``(H, W)`` with ``H * W == D``.
         path: output PNG.
         captions: optional text per example, written under its ground truth (e.g. classes).
+        iteration_names: column titles per iteration (default ``iter 1`` .. ``iter T``).
     """
     import matplotlib
 
@@ -36,6 +38,7 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
     import matplotlib.pyplot as plt
 
     iterations, batch, groups, _ = masks.shape
+    names = iteration_names or [f"iter {t + 1}" for t in range(iterations)]
     shape = tuple(image_shape)
     rows, cols = batch * (groups + 1), 1 + 2 * iterations
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1), squeeze=False)
@@ -57,7 +60,7 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
             m = masks[t, b].cpu().numpy()  # (K, D)
             z = reconstructions[t, b].cpu().numpy()  # (K, D)
             labels = m.argmax(0).reshape(shape)
-            _show(axes[top, 1 + 2 * t], colour_groups(labels, image), f"iter {t + 1}" if b == 0 else None)
+            _show(axes[top, 1 + 2 * t], colour_groups(labels, image), names[t] if b == 0 else None)
             _show(axes[top, 2 + 2 * t], np.clip((m * z).sum(0).reshape(shape), 0, 1), "recon." if b == 0 else None)
             for k in range(groups):
                 _show(axes[top + 1 + k, 1 + 2 * t], m[k].reshape(shape), None, PALETTE[k % 8])
