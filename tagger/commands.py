@@ -152,8 +152,15 @@ def run_show(args) -> int:
 
     config, model, split, features, objects = _load_for_eval(args)
     generator = torch.Generator(device=features.device).manual_seed(args.seed)
-    result = model.infer(features, iterations=args.iterations, groups=args.groups, generator=generator)
-    output = args.output or _run_dir_of(args.run_dir) / f"groupings_{args.split}.png"
+    remove = list(getattr(args, "remove_group", None) or [])
+    try:
+        model.removal(remove, args.groups or config.model.groups, features.device)
+    except ValueError as error:
+        raise ConfigError(f"--remove-group: {error}") from None
+    result = model.infer(features, iterations=args.iterations, groups=args.groups, generator=generator,
+                         remove_groups=tuple(remove))
+    removed = "_without" + "-".join(map(str, remove)) if remove else ""
+    output = args.output or _run_dir_of(args.run_dir) / f"groupings_{args.split}{removed}.png"
     captions = None
     if config.train.class_cost > 0:  # semi-supervised run: true and predicted classes (last iteration)
         from .classify import class_probabilities
@@ -163,7 +170,9 @@ def run_show(args) -> int:
         captions = [f"true {','.join(map(str, row))}\npred {','.join(map(str, ranked[b, :len(row)].tolist()))}"
                     for b, row in enumerate(labels.tolist())]
     grouping_figure(features, objects, result.masks, result.reconstructions, split.image_shape, output,
-                    title=f"{split.name} ({config.preset}, {config.model.norm} norm)", captions=captions)
+                    title=f"{split.name} ({config.preset}, {config.model.norm} norm)"
+                    + (f", group {', '.join(map(str, remove))} removed in the last iteration"
+                       if remove else ""), captions=captions)
     print(f"written {output}")
     return 0
 

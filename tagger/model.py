@@ -17,6 +17,8 @@ from .config import ModelConfig
 from .ladder import Ladder, init_weight, normalize
 from .likelihood import make_likelihood
 
+REMOVED_LOGIT = -1e4  # "a large negative number" (paper, section 3.2): exp() of it is 0 in fp32 and bf16
+
 
 @dataclass
 class Draws:
@@ -92,13 +94,15 @@ class Tagger(nn.Module):
         """``z0 = config.z0`` and ``m0 = softmax_K(mask_logits)``, both ``(B, K, D)``."""
         return torch.full_like(mask_logits, self.config.z0), torch.softmax(mask_logits, dim=1)
 
-    def iterate(self, x_noisy, z, z_in, masks):
+    def iterate(self, x_noisy, z, z_in, masks, removed: torch.Tensor | None = None):
         """One TAG iteration for all groups.
 
         Args:
             x_noisy: ``(B, 1, D)`` the (corrupted) input every bottom-up quantity uses.
             z, z_in, masks: ``(B, K, D)`` current reconstructions, what the mapping sees of
                 them, and masks.
+            removed: optional ``(K,)`` bool: these groups' mask logits are set to a large
+                negative number before the softmax over groups (the paper's Figure 4b, E2).
 
         Returns:
             ``(z, z_in, masks, top)`` for the next iteration; ``top`` is ``(B, K, HL)``.
@@ -113,13 +117,16 @@ class Tagger(nn.Module):
         pre = self.z_scale * normalize(bottom @ self.z_weight, norm) + self.z_bias  # (BK, D)
         logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, D)
         pre = pre.reshape(batch, groups, size)
-        masks = torch.softmax(logits.reshape(batch, groups, size), dim=1)
+        logits = logits.reshape(batch, groups, size)
+        if removed is not None:
+            logits = logits.masked_fill(removed[None, :, None], REMOVED_LOGIT)
+        masks = torch.softmax(logits, dim=1)
         z = self.likelihood.reconstruct(pre)
         return z, self.likelihood.mapping_input(pre, z), masks, top.reshape(batch, groups, -1)
 
     def forward(self, x: torch.Tensor, iterations: int | None = None, groups: int | None = None,
                 corrupt: bool = True, keep: bool = False, generator: torch.Generator | None = None,
-                draws: Draws | None = None) -> TaggerOutput:
+                draws: Draws | None = None, remove_groups: tuple[int, ...] = ()) -> TaggerOutput:
         """Run the TAG loop on a batch.
 
         Args:
@@ -130,6 +137,8 @@ class Tagger(nn.Module):
             keep: also return masks, reconstructions and top outputs of every iteration.
             generator: optional RNG for the corruption and the initial masks.
             draws: pre-drawn random numbers (see :class:`Draws`); drawn here if None.
+            remove_groups: groups removed in the last iteration: their masks are set to 0 just
+                before the final softmax, so the others explain the whole input (Figure 4b, E2).
 
         Returns:
             A :class:`TaggerOutput`.
@@ -137,6 +146,7 @@ class Tagger(nn.Module):
         iterations = self.config.iterations if iterations is None else int(iterations)
         groups = self.config.groups if groups is None else int(groups)
         self.check_input(x, iterations, groups)
+        removed = self.removal(remove_groups, groups, x.device)
         if draws is None:
             draws = self.draw(x.shape[0], groups, x.device, x.dtype, generator, corrupt)
         x_noisy = self.likelihood.corrupt(x, draws.corruption) if corrupt else x
@@ -144,8 +154,8 @@ class Tagger(nn.Module):
         z, masks = self.initial_state(draws.mask_logits)
         z_in = z
         costs, kept = [], {"masks": [], "reconstructions": [], "top": []}
-        for _ in range(iterations):
-            z, z_in, masks, top = self.iterate(x_noisy, z, z_in, masks)
+        for t in range(iterations):
+            z, z_in, masks, top = self.iterate(x_noisy, z, z_in, masks, removed if t == iterations - 1 else None)
             costs.append(self.likelihood.cost(x, z, masks))  # (B,)
             if keep:
                 kept["masks"].append(masks)
@@ -153,6 +163,20 @@ class Tagger(nn.Module):
                 kept["top"].append(top)
         stacked = {key: torch.stack(value) if keep else None for key, value in kept.items()}
         return TaggerOutput(costs=torch.stack(costs), last_top=top, **stacked)
+
+    @staticmethod
+    def removal(remove_groups, groups: int, device) -> torch.Tensor | None:
+        """``(K,)`` bool of the groups to remove, or None; one-line errors for impossible requests."""
+        remove_groups = tuple(int(k) for k in remove_groups)
+        if not remove_groups:
+            return None
+        if any(k < 0 or k >= groups for k in remove_groups):
+            raise ValueError(f"groups to remove must be in 0..{groups - 1}, got {list(remove_groups)}")
+        if len(set(remove_groups)) == groups:
+            raise ValueError("cannot remove every group")
+        removed = torch.zeros(groups, dtype=torch.bool, device=device)
+        removed[list(remove_groups)] = True
+        return removed
 
     def check_input(self, x: torch.Tensor, iterations: int, groups: int) -> None:
         """Raise ``ValueError`` with a one-line message for inputs the model cannot take."""
@@ -169,13 +193,16 @@ class Tagger(nn.Module):
 
     @torch.no_grad()
     def infer(self, x: torch.Tensor, iterations: int = 5, groups: int | None = None,
-              corrupt: bool = False, generator: torch.Generator | None = None) -> TaggerOutput:
+              corrupt: bool = False, generator: torch.Generator | None = None,
+              remove_groups: tuple[int, ...] = ()) -> TaggerOutput:
         """Group a batch: masks and reconstructions ``(T, B, K, D)`` of every iteration.
 
         Runs on the clean input unless ``corrupt`` (then ``costs`` are denoising costs).
+        ``remove_groups`` drops those groups in the last iteration (see :meth:`forward`);
+        ``(masks * reconstructions).sum(K)`` then shows the input without them.
         """
         return self.forward(x, iterations=iterations, groups=groups, corrupt=corrupt,
-                            keep=True, generator=generator)
+                            keep=True, generator=generator, remove_groups=remove_groups)
 
     def flops_per_example(self, iterations: int | None = None, groups: int | None = None) -> float:
         """Matmul FLOPs of one forward pass per example (2 per multiply-add)."""

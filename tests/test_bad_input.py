@@ -115,6 +115,13 @@ def test_eval_and_show_flags(run_dir, data_dir, command, flags, needle, capsys):
     assert len(err) == 1 and needle in err[0], err
 
 
+@pytest.mark.parametrize("flags", [["--remove-group", "7"], ["--groups", "2", "--remove-group", "0", "--remove-group", "1"]])
+def test_show_refuses_impossible_removals(run_dir, data_dir, flags, capsys):
+    assert main(["show", str(run_dir), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--remove-group" in err[0], err
+
+
 @pytest.mark.parametrize("needle, breaker", breakers(), ids=[n for n, _ in breakers()])
 def test_broken_checkpoints(run_dir, needle, breaker, capsys):
     breaker(run_dir)

@@ -47,6 +47,8 @@ def test_eval_and_show(tiny_run, capsys):
     assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2"]) == 0
     png = tiny_run / "groupings_test.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2", "--remove-group", "1"]) == 0
+    assert (tiny_run / "groupings_test_without1.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_eval_on_other_object_counts(tiny_run):

@@ -42,6 +42,23 @@ def test_infer_shapes_and_masks_sum_to_one(norm, likelihood):
             assert ((out.reconstructions >= 0) & (out.reconstructions <= 1)).all()
 
 
+@pytest.mark.parametrize("likelihood", ["binary", "continuous"])
+def test_removing_a_group_renormalises_the_others_in_the_last_iteration_only(likelihood):
+    """Figure 4b, E2: a removed group's mask logits go to a large negative number before the last softmax."""
+    model = perturbed(Tagger(ModelConfig(likelihood=likelihood, z0=0.5, **SMALL)))
+    x = binary_batch()
+    plain = model.infer(x, iterations=3, groups=4, generator=torch.Generator().manual_seed(2))
+    removed = model.infer(x, iterations=3, groups=4, generator=torch.Generator().manual_seed(2), remove_groups=(1, 3))
+    torch.testing.assert_close(removed.masks[:2], plain.masks[:2], rtol=0, atol=0)
+    torch.testing.assert_close(removed.reconstructions, plain.reconstructions, rtol=0, atol=0)
+    assert removed.masks[-1][:, [1, 3]].max() == 0.0
+    kept = plain.masks[-1][:, [0, 2]]  # (B, 2, D)
+    torch.testing.assert_close(removed.masks[-1][:, [0, 2]], kept / kept.sum(1, keepdim=True))
+    for bad in [(4,), (-1,), (0, 1, 2, 3)]:
+        with pytest.raises(ValueError):
+            model.infer(x, iterations=2, groups=4, remove_groups=bad)
+
+
 def test_forward_is_deterministic_given_seed():
     model = perturbed(Tagger(ModelConfig(**SMALL)))
     x = binary_batch()
