@@ -136,7 +136,8 @@ def cluster(model: DenoisingAutoencoder, x: torch.Tensor, groups: int = 3, itera
         x: ``(B, D)`` binary images.
         groups: K.
         iterations: EM iterations.
-        e_step: ``expectation`` (posterior masks) or ``max`` (one-hot masks of the best group).
+        e_step: ``expectation`` (posterior masks) or ``max`` (1 for the best group, 0 elsewhere;
+            groups that tie all get 1, as in the RC code, so such masks can sum to more than 1).
         generator: for the random start of the masks.
 
     Returns:
@@ -154,8 +155,8 @@ def cluster(model: DenoisingAutoencoder, x: torch.Tensor, groups: int = 3, itera
         # log p(x | group k) = x log y + (1 - x) log (1 - y); uniform mixing weights cancel
         log_likelihood = target * F.logsigmoid(logits) + (1 - target) * F.logsigmoid(-logits)  # (B, K, D)
         posterior = torch.softmax(log_likelihood, dim=1)  # (B, K, D)
-        if e_step == "max":
-            posterior = F.one_hot(posterior.argmax(1), groups).transpose(1, 2).to(posterior.dtype)
+        if e_step == "max":  # as the RC code: every group that ties for the best gets 1 (e.g. two empty groups)
+            posterior = (log_likelihood == log_likelihood.amax(1, keepdim=True)).to(posterior.dtype)
         masks.append(posterior)
         reconstructions.append(torch.sigmoid(logits))
     return torch.stack(masks), torch.stack(reconstructions)
