@@ -77,6 +77,10 @@ def _add_eval_commands(commands) -> None:
         sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
         if name == "show":
+            sub.add_argument("--order", choices=["first", "ami"], default="first",
+                             help="first: the split's first examples; ami: examples spread over the AMI ranking "
+                                  "of --pool examples, best first, like the paper's Figure 4")
+            sub.add_argument("--pool", type=int, default=1000, help="examples ranked by --order ami (default 1000)")
             sub.add_argument("--remove-group", type=int, action="append", default=[], metavar="K",
                              help="drop group K (0-based; repeatable) in the last iteration, so the other groups "
                                   "explain the input without it: the paper's Figure 4b, E2")

@@ -147,32 +147,61 @@ def run_eval(args) -> int:
     return 0
 
 
+def _infer_in_batches(model, features, args, generator, remove):
+    """Masks, reconstructions and top outputs ``(T, N, ...)`` of ``features`` in evaluation batches
+    (a BatchNorm model normalises over its batch, so a figure must use the evaluation's batches)."""
+    outputs = [model.infer(features[start:start + args.batch_size], iterations=args.iterations, groups=args.groups,
+                           generator=generator, remove_groups=tuple(remove))
+               for start in range(0, features.shape[0], args.batch_size)]
+    return (torch.cat([out.masks for out in outputs], 1), torch.cat([out.reconstructions for out in outputs], 1),
+            torch.cat([out.top for out in outputs], 1))
+
+
+def _chosen_examples(args, masks, objects) -> tuple[list[int], list[str] | None]:
+    """``--order first``: the first N; ``--order ami``: N spread over the pool's AMI ranking, best first."""
+    if args.order == "first":
+        return list(range(args.examples)), None
+    from . import metrics
+
+    scores = metrics.ami(objects, masks[-1].cpu())  # (pool,)
+    ranked = scores.argsort(descending=True)
+    positions = torch.linspace(0, len(ranked) - 1, args.examples).round().long()
+    chosen = ranked[positions].tolist()
+    return chosen, [f"AMI {scores[i]:.2f}" for i in chosen]
+
+
 def run_show(args) -> int:
+    import argparse
+
     from .visualize import grouping_figure
 
-    config, model, split, features, objects = _load_for_eval(args)
+    shown = args.examples
+    pool = args.pool if args.order == "ami" else shown
+    if shown < 1 or pool < shown:
+        raise ConfigError(f"--examples must be >= 1 and --pool >= --examples, got {shown} and {pool}")
+    loading = argparse.Namespace(**{**vars(args), "examples": max(pool, args.batch_size)})
+    config, model, split, features, objects = _load_for_eval(loading)
     generator = torch.Generator(device=features.device).manual_seed(args.seed)
     remove = list(getattr(args, "remove_group", None) or [])
     try:
         model.removal(remove, args.groups or config.model.groups, features.device)
     except ValueError as error:
         raise ConfigError(f"--remove-group: {error}") from None
-    result = model.infer(features, iterations=args.iterations, groups=args.groups, generator=generator,
-                         remove_groups=tuple(remove))
-    removed = "_without" + "-".join(map(str, remove)) if remove else ""
-    output = args.output or _run_dir_of(args.run_dir) / f"groupings_{args.split}{removed}.png"
-    captions = None
+    masks, reconstructions, top = _infer_in_batches(model, features, args, generator, remove)  # (T, N, K, D)
+    chosen, captions = _chosen_examples(args, masks[:, :pool], objects[:pool])
     if config.train.class_cost > 0:  # semi-supervised run: true and predicted classes (last iteration)
         from .classify import class_probabilities
 
-        ranked = class_probabilities(result.top[-1]).argsort(dim=-1, descending=True).cpu()
-        labels = split.labels[:features.shape[0]]
-        captions = [f"true {','.join(map(str, row))}\npred {','.join(map(str, ranked[b, :len(row)].tolist()))}"
-                    for b, row in enumerate(labels.tolist())]
-    grouping_figure(features, objects, result.masks, result.reconstructions, split.image_shape, output,
-                    title=f"{split.name} ({config.preset}, {config.model.norm} norm)"
-                    + (f", group {', '.join(map(str, remove))} removed in the last iteration"
-                       if remove else ""), captions=captions)
+        ranked = class_probabilities(top[-1, chosen]).argsort(dim=-1, descending=True).cpu()
+        labels = split.labels[chosen]
+        captions = [(captions[b] + "\n" if captions else "") + f"true {','.join(map(str, row))}\n"
+                    f"pred {','.join(map(str, ranked[b, :len(row)].tolist()))}" for b, row in enumerate(labels.tolist())]
+    removed = "_without" + "-".join(map(str, remove)) if remove else ""
+    output = args.output or _run_dir_of(args.run_dir) / f"groupings_{args.split}{removed}.png"
+    grouping_figure(features[chosen], objects[chosen], masks[:, chosen], reconstructions[:, chosen],
+                    split.image_shape, output, title=f"{split.name} ({config.preset}, {config.model.norm} norm)"
+                    + (f", group {', '.join(map(str, remove))} removed in the last iteration" if remove else ""),
+                    captions=captions)
     print(f"written {output}")
     return 0
 
@@ -296,7 +325,7 @@ def run_demo(args) -> int:
     evaluation = dict(split="test", iterations=5, groups=None, batch_size=100, seed=0, output=None, objects=None,
                       **common)
     run_eval(argparse.Namespace(run_dir=run_dir, examples=0, **evaluation))
-    return run_show(argparse.Namespace(run_dir=run_dir, examples=4, **evaluation))
+    return run_show(argparse.Namespace(run_dir=run_dir, examples=4, order="first", pool=0, **evaluation))
 
 
 def run_data(args) -> int:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tagger.cli import main
 
@@ -49,6 +50,27 @@ def test_eval_and_show(tiny_run, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2", "--remove-group", "1"]) == 0
     assert (tiny_run / "groupings_test_without1.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["show", str(tiny_run), "--examples", "3", "--order", "ami", "--pool", "150",
+                 "--output", str(tiny_run / "ranked.png")]) == 0
+    assert (tiny_run / "ranked.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_show_picks_examples_best_first_from_the_evaluation_batches():
+    """--order ami spreads the picks over the pool's ranking; a figure uses evaluation-sized batches."""
+    import argparse
+
+    from tagger.commands import _chosen_examples
+
+    masks = torch.zeros(1, 5, 2, 4)
+    objects = torch.tensor([[1, 1, 2, 2]] * 5)
+    good, bad = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1]]), torch.tensor([[1.0, 0, 1, 0], [0, 1, 0, 1]])
+    for index, pattern in enumerate([bad, good, bad, good, bad]):
+        masks[0, index] = pattern
+    chosen, captions = _chosen_examples(argparse.Namespace(order="ami", examples=2), masks, objects)
+    assert chosen[0] in (1, 3) and chosen[1] in (0, 2, 4)
+    assert captions[0] == "AMI 1.00"
+    first, none = _chosen_examples(argparse.Namespace(order="first", examples=3), masks, objects)
+    assert first == [0, 1, 2] and none is None
 
 
 def test_eval_on_other_object_counts(tiny_run):
