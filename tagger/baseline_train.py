@@ -33,6 +33,7 @@ from .semisupervised import choose_labeled
 from .train import RunLog
 
 MODELS = ("mlp", "ladder", "convnet")
+DATASETS = ("texture-mnist", "mnist")
 CLASSES = 10
 
 
@@ -42,7 +43,9 @@ class BaselineConfig:
 
     Attributes:
         model: ``mlp``, ``ladder`` or ``convnet``.
-        digits: TextureMNIST1 or 2.
+        dataset: ``texture-mnist`` (Table 2) or ``mnist`` (plain MNIST: a check of the baselines
+            against the Ladder paper's own numbers).
+        digits: TextureMNIST1 or 2 (1 for plain MNIST).
         labeled: labelled training examples, 100 per class (0 = all 50k).
         widths: hidden layer sizes (FC models).
         noise, input_noise: the Ladder's corruption of every layer and of the input.
@@ -52,6 +55,7 @@ class BaselineConfig:
     """
 
     model: str = "mlp"
+    dataset: str = "texture-mnist"
     digits: int = 2
     labeled: int = 1000
     widths: tuple[int, ...] = (1000, 1000)
@@ -69,7 +73,9 @@ class BaselineConfig:
     def validate(self) -> "BaselineConfig":
         if self.model not in MODELS:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.digits not in (1, 2):
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.digits not in ((1,) if self.dataset == "mnist" else (1, 2)):
             raise ConfigError(f"--digits must be 1 or 2, got {self.digits}")
         if self.labeled < 0 or self.labeled % CLASSES:
             raise ConfigError(f"--labeled must be 0 (all) or a positive multiple of {CLASSES}, got {self.labeled}")
@@ -83,14 +89,18 @@ class BaselineConfig:
         return self
 
 
-def baseline_preset(model: str, labeled: int = 1000, digits: int = 2) -> BaselineConfig:
-    """The paper's baseline ``model`` for ``labeled`` labels (0 = all) on TextureMNIST``digits``."""
+def baseline_preset(model: str, labeled: int = 1000, digits: int = 2, dataset: str = "texture-mnist") -> BaselineConfig:
+    """The paper's baseline ``model`` for ``labeled`` labels (0 = all) on TextureMNIST``digits``.
+
+    On plain MNIST the Ladder is the Ladder paper's (1000-500-250-250-250) with the same settings.
+    """
     everything = labeled == 0
-    config = BaselineConfig(model=model, digits=digits, labeled=labeled)
+    digits = 1 if dataset == "mnist" else digits
+    config = BaselineConfig(model=model, dataset=dataset, digits=digits, labeled=labeled)
     if model == "mlp":
         config.widths = (2000, 2000, 2000) if everything else (1000, 1000)
     elif model == "ladder":
-        config.widths = (3000, 2000, 1000, 500, 250)
+        config.widths = (1000, 500, 250, 250, 250) if dataset == "mnist" else (3000, 2000, 1000, 500, 250)
         config.input_noise = 0.3
         config.noise = 0.3 if everything else 0.2
         config.denoising = (1000.0, 1.0) + (0.01,) * 5 if everything else (2000.0, 20.0) + (0.1,) * 5
@@ -235,12 +245,12 @@ def _save_weights(model: torch.nn.Module, path: Path, config: BaselineConfig) ->
     os.replace(temporary, path)
 
 
-def load_baseline_splits(digits: int, data_dir=None) -> dict:
-    """TextureMNIST``digits`` train, valid and test splits."""
+def load_baseline_splits(config: BaselineConfig, data_dir=None) -> dict:
+    """The train, valid and test splits of the config's dataset."""
     from . import datasets
 
-    return {name: datasets.load("texture_mnist", name, data_dir, n_digits=digits)
-            for name in ("train", "valid", "test")}
+    extra = {} if config.dataset == "mnist" else {"n_digits": config.digits}
+    return {name: datasets.load(config.dataset, name, data_dir, **extra) for name in ("train", "valid", "test")}
 
 
 __all__ = ["BaselineConfig", "BaselineTrainer", "baseline_preset", "build_model", "learning_rate",

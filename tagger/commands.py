@@ -217,7 +217,7 @@ def baseline_config_from_args(args):
     """The baseline preset for ``--model``/``--labeled``/``--digits`` with the given overrides."""
     from .baseline_train import baseline_preset
 
-    config = baseline_preset(args.model, args.labeled, args.digits)
+    config = baseline_preset(args.model, args.labeled, args.digits, getattr(args, "dataset", "texture-mnist"))
     for name in ("epochs", "batch_size", "lr", "decay_start", "seed", "noise", "input_noise",
                  "valid_examples", "max_minutes"):
         if getattr(args, name, None) is not None:
@@ -237,13 +237,15 @@ def run_baseline(args) -> int:
     from .train import resolve_device
 
     config = baseline_config_from_args(args)
-    run_dir = args.run_dir or Path("runs") / f"baseline-{config.model}-t{config.digits}-{config.labeled or 'all'}"
+    data = "mnist" if config.dataset == "mnist" else f"t{config.digits}"
+    run_dir = args.run_dir or Path("runs") / f"baseline-{config.model}-{data}-{config.labeled or 'all'}"
     if (run_dir / "result.json").exists():
         raise ConfigError(f"--run-dir {run_dir} already holds a finished baseline; choose another --run-dir")
-    trainer = BaselineTrainer(config, run_dir, load_baseline_splits(config.digits, args.data_dir),
+    trainer = BaselineTrainer(config, run_dir, load_baseline_splits(config, args.data_dir),
                               resolve_device(args.device), progress=not args.no_progress)
     result = trainer.run()
-    print(f"{config.model} on TextureMNIST{config.digits}, {result['labeled_examples']} labels, "
+    name = "MNIST" if config.dataset == "mnist" else f"TextureMNIST{config.digits}"
+    print(f"{config.model} on {name}, {result['labeled_examples']} labels, "
           f"{result['epochs_run']} epochs: valid error {result['valid_class_error']:.2f} %, "
           f"test error {result['test_class_error']:.2f} % (result in {run_dir}/result.json)")
     return 0

