@@ -62,11 +62,11 @@ train_eval() {  # name dataset preset minutes extra...
 }
 if want shapes-ln; then
   train_eval shapes-ln shapes paper "$SHAPES_LN_MIN" --valid-examples 500
-  $PY -m tagger show runs/shapes-ln --device $DEVICE --output "$OUT/shapes_ln_groupings.png" >/dev/null 2>&1
+  $PY -m tagger show runs/shapes-ln --device $DEVICE --order ami --examples 6 --output "$OUT/shapes_ln_groupings.png" >/dev/null 2>&1
 fi
 if want texture2; then
   train_eval texture2 texture-mnist paper "$TEXTURE_MIN" --digits 2 --valid-examples 500
-  $PY -m tagger show runs/texture2 --device $DEVICE --output "$OUT/texture2_groupings.png" >/dev/null 2>&1
+  $PY -m tagger show runs/texture2 --device $DEVICE --order ami --examples 6 --output "$OUT/texture2_groupings.png" >/dev/null 2>&1
 fi
 if want semi; then
   train_eval semi texture-mnist paper-semi "$SEMI_MIN" --digits 2 --valid-examples 500 --init runs/texture2
