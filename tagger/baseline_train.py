@@ -16,17 +16,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from .baseline_models import ConvNet, FCLadder
-from .checkpoint import write_file_durably
+from .checkpoint import save_weights
 from .classify import class_error, cross_entropy
 from .config import ConfigError
 from .semisupervised import choose_labeled
@@ -224,7 +222,8 @@ class BaselineTrainer:
                 row["seconds"] = round(time.time() - started, 1)
                 history.append(row)
                 log(row)
-                _save_weights(self.model, self.run_dir / "model.safetensors", config)
+                save_weights(self.model, self.run_dir / "model.safetensors",
+                             {"config": json.dumps(dataclasses.asdict(config))})
                 if time.time() > deadline:
                     break
         result = {"config": dataclasses.asdict(config), "epochs_run": len(history),
@@ -234,15 +233,6 @@ class BaselineTrainer:
             result[f"{name}_class_error"] = classification_error(self.model, *self.data[name])
         (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         return result
-
-
-def _save_weights(model: torch.nn.Module, path: Path, config: BaselineConfig) -> None:
-    """Atomic, fsynced safetensors write, the config in its metadata."""
-    temporary = path.with_suffix(".tmp")
-    weights = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
-    metadata = {"config": json.dumps(dataclasses.asdict(config))}
-    write_file_durably(temporary, lambda target: save_file(weights, str(target), metadata=metadata))
-    os.replace(temporary, path)
 
 
 def load_baseline_splits(config: BaselineConfig, data_dir=None) -> dict:

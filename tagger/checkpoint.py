@@ -51,6 +51,18 @@ def write_file_durably(path: Path, writer) -> None:
         os.fsync(handle.fileno())
 
 
+def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    """A model's weights as one safetensors file, written atomically (temporary file, fsync,
+    rename), with string ``metadata``: the baselines' and RC's weights (Tagger runs use
+    :func:`save_checkpoint`)."""
+    path = Path(path)
+    temporary = path.with_suffix(".tmp")
+    weights = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
+    write_file_durably(temporary, lambda target: save_file(weights, str(target), metadata=metadata))
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
 def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state: dict,
                     tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Atomically write a checkpoint into ``run_dir/checkpoint``.

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from . import datasets, metrics
-from .checkpoint import write_file_durably
+from .checkpoint import save_weights
 from .reconstruction_clustering import (TRAIN_SPLITS, DenoisingAutoencoder, RCConfig, cluster, denoising_loss,
                                         fixed_batches, salt_and_pepper)
 from .train import RunLog, TrainingError
@@ -132,9 +131,7 @@ def run_rc(config: RCConfig, run_dir: Path, device: torch.device, data_dir=None,
     training = datasets.shapes(TRAIN_SPLITS[config.train_set], data_dir_override=data_dir)
     with RunLog(run_dir, echo=False) as log:
         model, history = train_denoiser(config, training.features, device, log, progress)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    write_file_durably(run_dir / "dae.safetensors",
-                       lambda p: save_file(weights, str(p), metadata={"format": "tagger-rc-dae"}))
+    save_weights(model, run_dir / "dae.safetensors", {"format": "tagger-rc-dae"})
     test = datasets.shapes("test", data_dir_override=data_dir)
     result = evaluate_rc(model, test, config, device)
     best = min(history, key=lambda row: row["valid_loss"])
@@ -147,8 +144,8 @@ def run_rc(config: RCConfig, run_dir: Path, device: torch.device, data_dir=None,
 
 def summarise(results: dict[int, dict]) -> dict:
     """Mean and standard deviation over seeds of the last-iteration AMI (and the per-iteration means)."""
-    finals = np.array([result["ami"][-1] for result in results.values()])
     per_iteration = np.array([result["ami"] for result in results.values()])  # (seeds, T+1)
+    finals = per_iteration[:, -1]  # (seeds,)
     return {"seeds": sorted(results), "ami_mean": float(finals.mean()),
             "ami_std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
             "ami_per_iteration": per_iteration.mean(0).tolist(), "per_seed": {str(s): r["ami"][-1] for s, r in results.items()}}

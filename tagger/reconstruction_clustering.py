@@ -154,9 +154,10 @@ def cluster(model: DenoisingAutoencoder, x: torch.Tensor, groups: int = 3, itera
         logits = model((masks[-1] * target).reshape(batch * groups, size)).reshape(batch, groups, size)  # (B, K, D)
         # log p(x | group k) = x log y + (1 - x) log (1 - y); uniform mixing weights cancel
         log_likelihood = target * F.logsigmoid(logits) + (1 - target) * F.logsigmoid(-logits)  # (B, K, D)
-        posterior = torch.softmax(log_likelihood, dim=1)  # (B, K, D)
         if e_step == "max":  # as the RC code: every group that ties for the best gets 1 (e.g. two empty groups)
-            posterior = (log_likelihood == log_likelihood.amax(1, keepdim=True)).to(posterior.dtype)
+            posterior = (log_likelihood == log_likelihood.amax(1, keepdim=True)).to(logits.dtype)  # (B, K, D)
+        else:
+            posterior = torch.softmax(log_likelihood, dim=1)  # (B, K, D)
         masks.append(posterior)
         reconstructions.append(torch.sigmoid(logits))
     return torch.stack(masks), torch.stack(reconstructions)
