@@ -28,6 +28,8 @@ class ModelConfig:
         z0: initial reconstruction, the data mean (0.26 Shapes, 0.5 TextureMNIST).
         v_init: continuous data: the learned variance's starting value (None = the reference's
             raw 1, i.e. v = 2.41). A research knob, not a reference setting.
+        channels: C, colour channels per pixel (inputs stored pixel-major, D = pixels * C).
+            With C > 1 masks are per pixel, shared over its channels (continuous data only).
     """
 
     input_size: int = 400
@@ -39,6 +41,7 @@ class ModelConfig:
     noise: float = 0.2
     z0: float = 0.26
     v_init: float | None = None
+    channels: int = 1
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -58,6 +61,10 @@ class ModelConfig:
             raise ConfigError(f"--noise (bit-flip probability) must be in [0, 0.5), got {self.noise}")
         if self.likelihood == "continuous" and not self.noise > 0.0:
             raise ConfigError(f"--noise (Gaussian std) must be > 0, got {self.noise}")
+        if self.channels < 1 or self.input_size % self.channels:
+            raise ConfigError(f"--channels must be >= 1 and divide the input size {self.input_size}, got {self.channels}")
+        if self.channels > 1 and self.likelihood != "continuous":
+            raise ConfigError("--channels > 1 (per-pixel masks) needs the continuous likelihood")
         if self.v_init is not None and not self.v_init > 0.0:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
 

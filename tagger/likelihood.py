@@ -46,10 +46,13 @@ class BinaryLikelihood(nn.Module):
         # P(x~ = 1 | group k): z seen through the bit-flip channel. (B, K, D)
         return z * (1.0 - 2.0 * self.noise) + self.noise
 
+    def loss(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``-log p(x_noisy | group k)`` per element: ``x_noisy`` (B, 1, D), ``z`` (B, K, D). -> (B, K, D)"""
+        return binary_cross_entropy(self._noisy_mean(z), x_noisy)
+
     def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``L(m)``: per-element likelihood of ``x_noisy`` (B, 1, D) under each group, normalised over K."""
-        loss = binary_cross_entropy(self._noisy_mean(z), x_noisy)  # (B, K, D)
-        return torch.softmax(-loss, dim=1)
+        return torch.softmax(-self.loss(x_noisy, z), dim=1)
 
     def modelling_error(self, x_noisy: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """``dz``: the gradient of the noisy-input log-likelihood w.r.t. each group's ``z``. (B, K, D)"""
@@ -64,8 +67,12 @@ class BinaryLikelihood(nn.Module):
         """What the mapping sees of ``z`` next iteration: the pre-sigmoid values (reference)."""
         return pre_activation
 
-    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Per-example cross-entropy of ``sum_k m_k z_k`` against the clean ``x`` (B, D). -> (B,)"""
+    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
+        """Per-example cross-entropy of ``sum_k m_k z_k`` against the clean ``x`` (B, D). -> (B,)
+
+        Per element (``channels`` must be 1: binary data has no colour channels here)."""
+        if channels != 1:
+            raise ValueError("the binary likelihood has per-element masks only (channels=1)")
         prediction = (masks * z).sum(dim=1)  # (B, D)
         return binary_cross_entropy(prediction, x).mean(dim=-1)
 
@@ -110,10 +117,14 @@ class GaussianLikelihood(nn.Module):
     def corrupt(self, x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
         return x + self.noise * draws
 
-    def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def loss(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``-log N(x_noisy; z_k, noise^2 + v^2)`` per element (v as a std here, as the reference). -> (B, K, D)"""
         variance = self.noise ** 2 + self.v ** 2
-        loss = 0.5 * torch.log(variance) + (z - x_noisy) ** 2 / (2.0 * variance)  # (B, K, D)
-        return torch.softmax(-loss, dim=1)
+        return 0.5 * torch.log(variance) + (z - x_noisy) ** 2 / (2.0 * variance)
+
+    def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``L(m)``: per-element likelihood of ``x_noisy`` (B, 1, D) under each group, normalised over K."""
+        return torch.softmax(-self.loss(x_noisy, z), dim=1)
 
     def modelling_error(self, x_noisy: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return masks * (x_noisy - z)
@@ -124,10 +135,19 @@ class GaussianLikelihood(nn.Module):
     def mapping_input(self, pre_activation: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return z
 
-    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Per-example ``-log sum_k m_k N(x; z_k, v)`` (without the 0.5 log 2pi constant, as the reference). -> (B,)"""
+    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
+        """Per-example ``-log sum_k m_k N(x; z_k, v)`` (without the 0.5 log 2pi constant, as the reference). -> (B,)
+
+        ``x`` (B, D), ``z`` (B, K, D), ``masks`` (B, K, D / channels): with ``channels > 1`` a
+        group explains a whole pixel (the product of its channels' densities), and the cost
+        is the mean over pixels of the per-pixel negative log-likelihood.
+        """
         v = self.v
-        log_terms = -0.5 * (torch.log(v) + (x.unsqueeze(1) - z) ** 2 / v) + torch.log(masks + 1e-5)  # (B, K, D)
+        log_density = -0.5 * (torch.log(v) + (x.unsqueeze(1) - z) ** 2 / v)  # (B, K, D)
+        if channels > 1:
+            batch, groups, size = z.shape
+            log_density = log_density.view(batch, groups, size // channels, channels).sum(dim=-1)  # (B, K, P)
+        log_terms = log_density + torch.log(masks + 1e-5)  # (B, K, P)
         return -torch.logsumexp(log_terms, dim=1).mean(dim=-1)
 
 

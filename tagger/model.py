@@ -4,7 +4,13 @@ Each iteration, every group k receives ``[z_k, dz_k, m_k, L(m_k)]`` (4D values),
 projected to H0 units (linear, normalise, bias, ReLU), passes through the mapping (a
 Ladder by default; groups folded into the batch so all groups share it) and is read out
 as a new reconstruction ``z_k`` and mask logits; the masks are a softmax over groups.
-Shapes: B batch, K groups, T iterations, D input elements, H0 mapping width.
+Shapes: B batch, K groups, T iterations, D input elements, P pixels, C channels, H0 mapping width.
+
+Masks belong to pixels: an object owns a pixel, not one of its colour channels. With
+``config.channels == C > 1`` (colour images stored pixel-major, D = P * C) masks and the
+likelihood ratio are ``(B, K, P)``, shared over a pixel's channels; reconstructions and the
+modelling error stay ``(B, K, D)``. With C = 1 (Shapes, TextureMNIST) P = D and the loop is
+exactly the reference's per-element one.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ class Draws:
 
     Attributes:
         corruption: ``(B, D)`` standard draws for the likelihood's corruption, or None (clean).
-        mask_logits: ``(B, K, D)`` standard normals; ``m0 = softmax_K(mask_logits)``.
+        mask_logits: ``(B, K, P)`` standard normals; ``m0 = softmax_K(mask_logits)``.
     """
 
     corruption: torch.Tensor | None
@@ -44,7 +50,8 @@ class TaggerOutput:
 
     Attributes:
         costs: ``(T, B)`` denoising cost per iteration and example (mean over elements).
-        masks: ``(T, B, K, D)`` group assignments after each iteration (sum to 1 over K).
+        masks: ``(T, B, K, P)`` group assignments after each iteration (sum to 1 over K; P = D
+            unless the data has channels).
         reconstructions: ``(T, B, K, D)`` each group's reconstruction ``z`` after each iteration.
         top: ``(T, B, K, HL)`` the mapping's top-layer output (class predictions), if kept.
         last_top: ``(B, K, HL)`` the top-layer output of the last iteration (always kept; the
@@ -71,15 +78,17 @@ class Tagger(nn.Module):
         config.validate()
         self.config = config
         size, width = config.input_size, config.widths[0]
+        self.channels, self.pixels = config.channels, size // config.channels
         self.likelihood = make_likelihood(config.likelihood, config.noise, config.v_init)
-        self.input_weight = init_weight(4 * size, width)
+        # the mapping sees [z_in, dz] per element and [m, L(m)] per pixel
+        self.input_weight = init_weight(2 * size + 2 * self.pixels, width)
         self.input_bias = nn.Parameter(torch.zeros(width))
         self.mapping = mapping if mapping is not None else Ladder(
             config.widths, config.norm, self.likelihood.combinator)
         self.z_weight = init_weight(width, size)
         self.z_scale = nn.Parameter(torch.ones(size))
         self.z_bias = nn.Parameter(torch.zeros(size))
-        self.m_weight = init_weight(width, size)
+        self.m_weight = init_weight(width, self.pixels)
         self.m_scale = nn.Parameter(torch.ones(()))
 
     def draw(self, batch: int, groups: int, device, dtype=torch.float32, generator=None,
@@ -87,20 +96,38 @@ class Tagger(nn.Module):
         """Draw the corruption (first) and the initial mask logits for a batch."""
         size = self.config.input_size
         corruption = self.likelihood.draw((batch, size), device, dtype, generator) if corrupt else None
-        logits = torch.randn((batch, groups, size), device=device, dtype=dtype, generator=generator)
+        logits = torch.randn((batch, groups, self.pixels), device=device, dtype=dtype, generator=generator)
         return Draws(corruption, logits)
 
     def initial_state(self, mask_logits: torch.Tensor):
-        """``z0 = config.z0`` and ``m0 = softmax_K(mask_logits)``, both ``(B, K, D)``."""
-        return torch.full_like(mask_logits, self.config.z0), torch.softmax(mask_logits, dim=1)
+        """``z0 = config.z0`` ``(B, K, D)`` and ``m0 = softmax_K(mask_logits)`` ``(B, K, P)``."""
+        batch, groups, _ = mask_logits.shape
+        z0 = mask_logits.new_full((batch, groups, self.config.input_size), self.config.z0)
+        return z0, torch.softmax(mask_logits, dim=1)
+
+    def per_element(self, masks: torch.Tensor) -> torch.Tensor:
+        """Pixel masks ``(..., P)`` spread over each pixel's channels: ``(..., D)``."""
+        return masks if self.channels == 1 else masks.repeat_interleave(self.channels, dim=-1)
+
+    def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``L(m)`` ``(B, K, P)``: each group's likelihood of a whole pixel, normalised over K."""
+        if self.channels == 1:
+            return self.likelihood.likelihood_ratio(x_noisy, z)
+        batch, groups, _ = z.shape
+        loss = self.likelihood.loss(x_noisy, z).view(batch, groups, self.pixels, self.channels)
+        return torch.softmax(-loss.sum(dim=-1), dim=1)  # channels are independent given the group
+
+    def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Per-example denoising cost ``(B,)`` against the clean ``x`` (per pixel, channels summed)."""
+        return self.likelihood.cost(x, z, masks, self.channels)
 
     def iterate(self, x_noisy, z, z_in, masks, removed: torch.Tensor | None = None):
         """One TAG iteration for all groups.
 
         Args:
             x_noisy: ``(B, 1, D)`` the (corrupted) input every bottom-up quantity uses.
-            z, z_in, masks: ``(B, K, D)`` current reconstructions, what the mapping sees of
-                them, and masks.
+            z, z_in: ``(B, K, D)`` current reconstructions and what the mapping sees of them.
+            masks: ``(B, K, P)`` current masks.
             removed: optional ``(K,)`` bool: these groups' mask logits are set to a large
                 negative number before the softmax over groups (the paper's Figure 4b, E2).
 
@@ -108,16 +135,16 @@ class Tagger(nn.Module):
             ``(z, z_in, masks, top)`` for the next iteration; ``top`` is ``(B, K, HL)``.
         """
         batch, groups, size = z.shape
-        ratio = self.likelihood.likelihood_ratio(x_noisy, z)  # (B, K, D)
-        error = self.likelihood.modelling_error(x_noisy, z, masks)  # (B, K, D)
-        features = torch.cat([z_in, error, masks, ratio], dim=-1).reshape(batch * groups, 4 * size)
+        ratio = self.likelihood_ratio(x_noisy, z)  # (B, K, P)
+        error = self.likelihood.modelling_error(x_noisy, z, self.per_element(masks))  # (B, K, D)
+        features = torch.cat([z_in, error, masks, ratio], dim=-1).reshape(batch * groups, -1)  # (BK, 2D+2P)
         norm = self.config.norm
         hidden = torch.relu(normalize(features @ self.input_weight, norm) + self.input_bias)  # (BK, H0)
         bottom, top = self.mapping(hidden)  # (BK, H0), (BK, HL)
         pre = self.z_scale * normalize(bottom @ self.z_weight, norm) + self.z_bias  # (BK, D)
-        logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, D)
+        logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, P)
         pre = pre.reshape(batch, groups, size)
-        logits = logits.reshape(batch, groups, size)
+        logits = logits.reshape(batch, groups, self.pixels)
         if removed is not None:
             logits = logits.masked_fill(removed[None, :, None], REMOVED_LOGIT)
         masks = torch.softmax(logits, dim=1)
@@ -156,7 +183,7 @@ class Tagger(nn.Module):
         costs, kept = [], {"masks": [], "reconstructions": [], "top": []}
         for t in range(iterations):
             z, z_in, masks, top = self.iterate(x_noisy, z, z_in, masks, removed if t == iterations - 1 else None)
-            costs.append(self.likelihood.cost(x, z, masks))  # (B,)
+            costs.append(self.cost(x, z, masks))  # (B,)
             if keep:
                 kept["masks"].append(masks)
                 kept["reconstructions"].append(z)
@@ -195,7 +222,7 @@ class Tagger(nn.Module):
     def infer(self, x: torch.Tensor, iterations: int = 5, groups: int | None = None,
               corrupt: bool = False, generator: torch.Generator | None = None,
               remove_groups: tuple[int, ...] = ()) -> TaggerOutput:
-        """Group a batch: masks and reconstructions ``(T, B, K, D)`` of every iteration.
+        """Group a batch: masks ``(T, B, K, P)`` and reconstructions ``(T, B, K, D)`` of every iteration.
 
         Runs on the clean input unless ``corrupt`` (then ``costs`` are denoising costs).
         ``remove_groups`` drops those groups in the last iteration (see :meth:`forward`);
@@ -207,8 +234,8 @@ class Tagger(nn.Module):
     def flops_per_example(self, iterations: int | None = None, groups: int | None = None) -> float:
         """Matmul FLOPs of one forward pass per example (2 per multiply-add)."""
         widths = self.config.widths
-        size = self.config.input_size
-        per_group = 4 * size * widths[0] + 2 * widths[0] * size
+        size, pixels = self.config.input_size, self.pixels
+        per_group = (2 * size + 2 * pixels) * widths[0] + widths[0] * (size + pixels)
         per_group += 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
         return 2.0 * per_group * (groups or self.config.groups) * (iterations or self.config.iterations)
 
