@@ -28,6 +28,9 @@ class ModelConfig:
         z0: initial reconstruction, the data mean (0.26 Shapes, 0.5 TextureMNIST).
         v_init: continuous data: the learned variance's starting value (None = the reference's
             raw 1, i.e. v = 2.41). A research knob, not a reference setting.
+        v_param: how ``v`` is parameterised: ``"reference"`` (``a + sqrt(a^2+1)``, which Adam can
+            only move by about ``lr`` in ``a`` per step: v falls like ``1 / (2 lr steps)``) or
+            ``"log"`` (``v = exp(a)``: v can fall by a constant factor per step). A research knob.
         channels: C, colour channels per pixel (inputs stored pixel-major, D = pixels * C).
             With C > 1 masks are per pixel, shared over its channels (continuous data only).
     """
@@ -41,6 +44,7 @@ class ModelConfig:
     noise: float = 0.2
     z0: float = 0.26
     v_init: float | None = None
+    v_param: str = "reference"
     channels: int = 1
 
     def validate(self) -> None:
@@ -65,8 +69,13 @@ class ModelConfig:
             raise ConfigError(f"--channels must be >= 1 and divide the input size {self.input_size}, got {self.channels}")
         if self.channels > 1 and self.likelihood != "continuous":
             raise ConfigError("--channels > 1 (per-pixel masks) needs the continuous likelihood")
+        if self.v_param not in ("reference", "log"):
+            raise ConfigError(f"--v-param must be reference or log, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
+
+
+DATASETS = ("shapes", "texture-mnist", "tetrominoes")
 
 
 @dataclass
@@ -120,7 +129,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
         checks = [
-            (self.dataset in ("shapes", "texture-mnist"), f"--dataset must be shapes or texture-mnist, got {self.dataset!r}"),
+            (self.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
             (self.n_digits in (1, 2), f"--digits must be 1 or 2, got {self.n_digits}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -230,11 +239,33 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
             "paper-semi": lambda: _semi_texture(n_digits),
             "quick-semi": lambda: _semi_texture(n_digits, quick=True),
         }
+    elif dataset == "tetrominoes":
+        presets = {
+            "paper": lambda: _tetrominoes("paper", norm="batch", widths=(3000, 2000, 1000)),
+            "quick": lambda: _quick_tetrominoes(),
+        }
     else:
-        raise ConfigError(f"--dataset must be shapes or texture-mnist, got {dataset!r}")
+        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     if name not in presets:
         raise ConfigError(f"--preset must be one of {', '.join(presets)}, got {name!r}")
     return presets[name]()
+
+
+def _tetrominoes(preset: str, **model) -> Config:
+    """Tetrominoes (35x35 RGB, per-pixel masks): TextureMNIST's continuous recipe by default."""
+    base = dict(input_size=35 * 35 * 3, channels=3, likelihood="continuous", noise=0.2, z0=TETROMINOES_MEAN)
+    base.update(model)
+    return Config(preset=preset, model=ModelConfig(**base),
+                  train=TrainConfig(dataset="tetrominoes", epochs=150, lr=1e-3, seed=1))
+
+
+TETROMINOES_MEAN = 0.12  # mean pixel value of the training split, rounded (z0 = the data mean)
+
+
+def _quick_tetrominoes() -> Config:
+    config = _tetrominoes("quick", norm="layer", widths=(300, 150, 150))
+    config.train.epochs = 6
+    return config
 
 
 def _quick_shapes() -> Config:

@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .classify import class_error, class_probabilities
-from .metrics import ami
+from .metrics import ami, ari
 
 
 @torch.no_grad()
@@ -34,12 +34,13 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
             input, as the reference's ``error_rate_clean``) is added.
 
     Returns:
-        ``{"iterations", "denoising_cost", "ami", "ami_std", "examples", "groups"}`` (+ ``class_error``).
+        ``{"iterations", "denoising_cost", "ami", "ami_std", "ari", "examples", "groups"}`` (+ ``class_error``);
+        ``ari`` is the field's FG-ARI (elements with id 0 are not scored).
     """
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=features.device).manual_seed(seed)
-    costs, scores, errors = [], [], []
+    costs, scores, aris, errors = [], [], [], []
     starts = range(0, features.shape[0], batch_size)
     for start in tqdm(starts, desc="eval", leave=False, disable=not progress):
         x = features[start:start + batch_size]
@@ -48,6 +49,7 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
         batch_objects = objects[start:start + batch_size]
         scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in clean.masks]))  # (T, B)
+        aris.append(torch.stack([ari(batch_objects, masks).cpu() for masks in clean.masks]))  # (T, B)
         if labels is not None:
             batch_labels = labels[start:start + batch_size].to(x.device)
             errors.append(torch.stack([class_error(class_probabilities(top), batch_labels).cpu()
@@ -60,6 +62,7 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         "denoising_cost": (torch.stack(costs).sum(0) / total).tolist(),
         "ami": per_example.mean(dim=1).tolist(),
         "ami_std": per_example.std(dim=1).tolist() if total > 1 else [0.0] * iterations,
+        "ari": torch.cat(aris, dim=1).mean(dim=1).tolist(),  # FG-ARI: id 0 (background) is not scored
         "examples": int(total),
         "groups": int(groups or model.config.groups),
     }

@@ -6,6 +6,7 @@ Gaussian groups with a learned variance ``v``). Shapes: B batch, K groups, D ele
 """
 from __future__ import annotations
 
+import math
 
 import torch
 from torch import nn
@@ -100,15 +101,19 @@ class GaussianLikelihood(nn.Module):
     binary = False
     combinator = "gauss_stable_v"
 
-    def __init__(self, noise: float, v_init: float | None = None):
+    def __init__(self, noise: float, v_init: float | None = None, v_param: str = "reference"):
         super().__init__()
         self.noise = float(noise)
-        start = 1.0 if v_init is None else positive_inverse(float(v_init))
+        self.v_param = v_param
+        if v_param == "log":  # v = exp(raw): Adam's ~lr steps on raw change v by a constant factor
+            start = math.log(positive(torch.tensor(1.0)).item() if v_init is None else float(v_init))
+        else:
+            start = 1.0 if v_init is None else positive_inverse(float(v_init))
         self.v_raw = nn.Parameter(torch.tensor(start))
 
     @property
     def v(self) -> torch.Tensor:
-        return positive(self.v_raw)
+        return torch.exp(self.v_raw) if self.v_param == "log" else positive(self.v_raw)
 
     def draw(self, shape, device, dtype, generator=None) -> torch.Tensor:
         """The random numbers one corruption needs: standard normals."""
@@ -151,12 +156,12 @@ class GaussianLikelihood(nn.Module):
         return -torch.logsumexp(log_terms, dim=1).mean(dim=-1)
 
 
-def make_likelihood(kind: str, noise: float, v_init: float | None = None) -> nn.Module:
+def make_likelihood(kind: str, noise: float, v_init: float | None = None, v_param: str = "reference") -> nn.Module:
     """``"binary"`` -> :class:`BinaryLikelihood`, ``"continuous"`` -> :class:`GaussianLikelihood`."""
     if kind == "binary":
         return BinaryLikelihood(noise)
     if kind == "continuous":
-        return GaussianLikelihood(noise, v_init)
+        return GaussianLikelihood(noise, v_init, v_param)
     raise ValueError(f"unknown likelihood {kind!r}")
 
 

@@ -79,7 +79,7 @@ class Tagger(nn.Module):
         self.config = config
         size, width = config.input_size, config.widths[0]
         self.channels, self.pixels = config.channels, size // config.channels
-        self.likelihood = make_likelihood(config.likelihood, config.noise, config.v_init)
+        self.likelihood = make_likelihood(config.likelihood, config.noise, config.v_init, config.v_param)
         # the mapping sees [z_in, dz] per element and [m, L(m)] per pixel
         self.input_weight = init_weight(2 * size + 2 * self.pixels, width)
         self.input_bias = nn.Parameter(torch.zeros(width))

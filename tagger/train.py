@@ -42,7 +42,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def load_splits(config: Config, data_dir=None):
     """The training and validation :class:`~tagger.datasets.common.Split` s, checked against the model."""
     train = config.train
-    extra = {} if train.dataset == "shapes" else {"n_digits": train.n_digits}
+    extra = {"n_digits": train.n_digits} if train.dataset == "texture-mnist" else {}
     train_split = datasets.load(train.dataset, "train", data_dir, **extra)
     valid_split = datasets.load(train.dataset, "valid", data_dir, **extra)
     if train_split.input_size != config.model.input_size:
@@ -223,8 +223,8 @@ class Trainer:
         row = {"epoch": self.state["epoch"] + 1, "step": self.state["step"],
                "elapsed_s": round(self.state["elapsed"], 2),
                "train_cost": sum(train_costs) / max(len(train_costs), 1)}
-        for index, (cost, score) in enumerate(zip(result["denoising_cost"], result["ami"]), start=1):
-            row[f"valid_cost_{index}"], row[f"valid_ami_{index}"] = cost, score
+        for index, (cost, score, ari) in enumerate(zip(result["denoising_cost"], result["ami"], result["ari"]), start=1):
+            row[f"valid_cost_{index}"], row[f"valid_ami_{index}"], row[f"valid_ari_{index}"] = cost, score, ari
         for index, error in enumerate(result.get("class_error", []), start=1):
             row[f"valid_class_error_{index}"] = error
         if hasattr(self.model.likelihood, "v"):  # continuous data: the learned variance (docs/results.md)
