@@ -1,18 +1,23 @@
-"""Datasets: Shapes (binary) and TextureMNIST (continuous), generated and cached locally; plain MNIST."""
+"""Datasets: Shapes (binary), TextureMNIST and Tetrominoes (continuous), generated and cached locally; plain MNIST."""
 from .common import DataError, Split, data_dir
 from .mnist import mnist
 from .shapes import shapes
+from .tetrominoes import tetrominoes, tetrominoes_from_tfrecords
 from .texture_mnist import texture_mnist
 
-__all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "mnist", "load"]
+__all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "tetrominoes", "tetrominoes_from_tfrecords",
+           "mnist", "load"]
 
 
 def load(name: str, split: str, data_dir_override=None, **kwargs) -> Split:
-    """Load a split by dataset name: ``shapes``, ``texture-mnist`` (``n_digits`` in kwargs) or ``mnist``."""
+    """Load a split by dataset name: ``shapes``, ``texture-mnist`` (``n_digits`` in kwargs), ``tetrominoes``
+    or ``mnist``."""
     if name == "shapes":
         return shapes(split, data_dir_override=data_dir_override, **kwargs)
     if name in ("texture-mnist", "texture_mnist"):
         return texture_mnist(split, data_dir=data_dir_override, **kwargs)
+    if name == "tetrominoes":
+        return tetrominoes(split, data_dir=data_dir_override, **kwargs)
     if name == "mnist":
         return mnist(split, data_dir=data_dir_override, **kwargs)
-    raise DataError(f"unknown dataset {name!r}; choose shapes, texture-mnist or mnist")
+    raise DataError(f"unknown dataset {name!r}; choose shapes, texture-mnist, tetrominoes or mnist")

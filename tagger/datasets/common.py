@@ -21,23 +21,31 @@ class Split:
     Attributes:
         name: e.g. ``"shapes/train"``.
         features: ``(N, D)`` float32 inputs in [0, 1].
-        objects: ``(N, D)`` uint8 object id per element (0 = not scored, 1..n = object).
-        image_shape: ``(H, W)`` so that ``D == H * W``.
+        objects: ``(N, D)`` uint8 object id per element (0 = not scored, 1..n = object); for
+            colour images ``(N, H * W)``, one id per pixel shared by its channels.
+        image_shape: ``(H, W)`` so that ``D == H * W``, or ``(H, W, C)`` for colour images,
+            whose features are pixel-major (``D == H * W * C``, channels last).
         binary: whether the features are binary (bit-flip noise) or continuous.
         masks: optional ``(N, n_objects, D)`` float32 ground-truth soft masks.
         labels: optional ``(N, n_labels)`` int64 class labels (depth order).
         original_labels: optional, the same labels in the order the original dataset stored
             them, where that differs (TextureMNIST2, see ``texture_mnist.original_label_order``).
+        colors: optional ``(N, n_objects)`` uint8 colour index of each object (Tetrominoes).
+        object_shapes: optional ``(N, n_objects)`` uint8 shape index of each object (Tetrominoes).
+        positions: optional ``(N, n_objects, 2)`` uint8 top-left ``(y, x)`` of each object.
     """
 
     name: str
     features: np.ndarray
     objects: np.ndarray
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, ...]
     binary: bool
     masks: np.ndarray | None = None
     labels: np.ndarray | None = None
     original_labels: np.ndarray | None = None
+    colors: np.ndarray | None = None
+    object_shapes: np.ndarray | None = None
+    positions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
