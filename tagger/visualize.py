@@ -25,9 +25,10 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
 
     Args:
         features: ``(B, D)`` inputs.
-        objects: ``(B, D)`` true object ids (0 = unscored).
-        masks, reconstructions: ``(T, B, K, D)`` from :meth:`tagger.Tagger.infer`.
-        image_shape: ``(H, W)`` with ``H * W == D``.
+        objects: ``(B, P)`` true object ids per pixel (0 = unscored).
+        masks: ``(T, B, K, P)`` and reconstructions ``(T, B, K, D)`` from :meth:`tagger.Tagger.infer`.
+        image_shape: ``(H, W)`` with ``H * W == D``, or ``(H, W, C)`` for colour images
+            (pixel-major, ``P = H * W``, masks per pixel).
         path: output PNG.
         captions: optional text per example, written under its ground truth (e.g. classes).
         iteration_names: column titles per iteration (default ``iter 1`` .. ``iter T``).
@@ -39,7 +40,8 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
 
     iterations, batch, groups, _ = masks.shape
     names = iteration_names or [f"iter {t + 1}" for t in range(iterations)]
-    shape = tuple(image_shape)
+    shape, pixels = tuple(image_shape), tuple(image_shape[:2])  # image and mask shapes
+    channels = shape[2] if len(shape) == 3 else 1
     rows, cols = batch * (groups + 1), 1 + 2 * iterations
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1), squeeze=False)
     for axis in axes.flat:
@@ -50,20 +52,22 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
     for b in range(batch):
         top = b * (groups + 1)
         image = x[b].reshape(shape)
+        brightness = image.mean(-1) if channels > 1 else image  # (H, W)
         _show(axes[top, 0], image, "input" if b == 0 else None)
-        truth = objects[b].cpu().numpy().reshape(shape).astype(int)
+        truth = objects[b].cpu().numpy().reshape(pixels).astype(int)
         _show(axes[top + 1, 0], np.where(truth[..., None] > 0, PALETTE[(truth - 1) % 8], 0.0),
               "truth" if b == 0 else None)
         if captions:
             axes[top + 1, 0].set_xlabel(captions[b], fontsize=6)
         for t in range(iterations):
-            m = masks[t, b].cpu().numpy()  # (K, D)
+            m = masks[t, b].cpu().numpy()  # (K, P)
             z = reconstructions[t, b].cpu().numpy()  # (K, D)
-            labels = m.argmax(0).reshape(shape)
-            _show(axes[top, 1 + 2 * t], colour_groups(labels, image), names[t] if b == 0 else None)
-            _show(axes[top, 2 + 2 * t], np.clip((m * z).sum(0).reshape(shape), 0, 1), "recon." if b == 0 else None)
+            labels = m.argmax(0).reshape(pixels)
+            _show(axes[top, 1 + 2 * t], colour_groups(labels, brightness), names[t] if b == 0 else None)
+            mixed = (np.repeat(m, channels, axis=-1) * z).sum(0)  # (D,): masks spread over channels
+            _show(axes[top, 2 + 2 * t], np.clip(mixed.reshape(shape), 0, 1), "recon." if b == 0 else None)
             for k in range(groups):
-                _show(axes[top + 1 + k, 1 + 2 * t], m[k].reshape(shape), None, PALETTE[k % 8])
+                _show(axes[top + 1 + k, 1 + 2 * t], m[k].reshape(pixels), None, PALETTE[k % 8])
                 _show(axes[top + 1 + k, 2 + 2 * t], np.clip(z[k].reshape(shape), 0, 1), None)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / rows) if title else None)
     if title:
