@@ -30,7 +30,8 @@ class ModelConfig:
             raw 1, i.e. v = 2.41). A research knob, not a reference setting.
         v_param: how ``v`` is parameterised: ``"reference"`` (``a + sqrt(a^2+1)``, which Adam can
             only move by about ``lr`` in ``a`` per step: v falls like ``1 / (2 lr steps)``) or
-            ``"log"`` (``v = exp(a)``: v can fall by a constant factor per step). A research knob.
+            ``"log"`` (``v = exp(a)``: v can fall by a constant factor per step) or ``"fixed"``
+            (v stays at ``v_init``, not trained). A research knob.
         channels: C, colour channels per pixel (inputs stored pixel-major, D = pixels * C).
             With C > 1 masks are per pixel, shared over its channels (continuous data only).
     """
@@ -69,8 +70,8 @@ class ModelConfig:
             raise ConfigError(f"--channels must be >= 1 and divide the input size {self.input_size}, got {self.channels}")
         if self.channels > 1 and self.likelihood != "continuous":
             raise ConfigError("--channels > 1 (per-pixel masks) needs the continuous likelihood")
-        if self.v_param not in ("reference", "log"):
-            raise ConfigError(f"--v-param must be reference or log, got {self.v_param!r}")
+        if self.v_param not in ("reference", "log", "fixed"):
+            raise ConfigError(f"--v-param must be reference, log or fixed, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
 

@@ -84,7 +84,7 @@ def median_over_runs(results: list[dict]) -> dict:
     if any(r["iterations"] != iterations for r in results):
         raise ValueError("runs were evaluated with different iterations")
     summary = {"iterations": iterations, "runs": len(results)}
-    for key in ("ami", "denoising_cost", "class_error"):
+    for key in ("ami", "ari", "denoising_cost", "class_error"):
         if all(key in r for r in results):
             values = np.array([r[key] for r in results], dtype=np.float64)  # (runs, T)
             summary[key] = np.median(values, axis=0).tolist()
@@ -99,6 +99,8 @@ def format_table(result: dict, title: str = "") -> str:
     cost = "| Denoising cost | " + " | ".join(f"{v:.3f}" for v in result["denoising_cost"]) + " |"
     score = "| AMI | " + " | ".join(f"{v:.3f}" for v in result["ami"]) + " |"
     rows = [head, rule, cost, score]
+    if "ari" in result:
+        rows.append("| FG-ARI | " + " | ".join(f"{v:.3f}" for v in result["ari"]) + " |")
     if "class_error" in result:
         rows.append("| Class error % | " + " | ".join(f"{v:.1f}" for v in result["class_error"]) + " |")
     return "\n".join(([title] if title else []) + rows)

@@ -105,15 +105,16 @@ class GaussianLikelihood(nn.Module):
         super().__init__()
         self.noise = float(noise)
         self.v_param = v_param
-        if v_param == "log":  # v = exp(raw): Adam's ~lr steps on raw change v by a constant factor
+        if v_param in ("log", "fixed"):  # v = exp(raw): Adam's ~lr steps on raw change v by a constant factor
             start = math.log(positive(torch.tensor(1.0)).item() if v_init is None else float(v_init))
         else:
             start = 1.0 if v_init is None else positive_inverse(float(v_init))
-        self.v_raw = nn.Parameter(torch.tensor(start))
+        # "fixed": v stays at its start (still saved with the weights, never trained)
+        self.v_raw = nn.Parameter(torch.tensor(start), requires_grad=v_param != "fixed")
 
     @property
     def v(self) -> torch.Tensor:
-        return torch.exp(self.v_raw) if self.v_param == "log" else positive(self.v_raw)
+        return positive(self.v_raw) if self.v_param == "reference" else torch.exp(self.v_raw)
 
     def draw(self, shape, device, dtype, generator=None) -> torch.Tensor:
         """The random numbers one corruption needs: standard normals."""
