@@ -32,6 +32,8 @@ VARIANTS = {  # name -> {"model.FIELD" | "train.FIELD": value}
     "bn-logv0.3": {"model.norm": "batch", "model.v_init": 0.3, "model.v_param": "log"},
     "ln-logv0.3-lr3": {"model.norm": "layer", "model.v_init": 0.3, "model.v_param": "log", "train.lr": 3e-3},
     "ln-logv0.3-b32": {"model.norm": "layer", "model.v_init": 0.3, "model.v_param": "log", "train.batch_size": 32},
+    "ln-fixv0.2-b32": {"model.norm": "layer", "model.v_init": 0.2, "model.v_param": "fixed", "train.lr": 2e-3,
+                       "train.batch_size": 32},
 }
 
 

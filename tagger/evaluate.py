@@ -15,7 +15,8 @@ from .metrics import ami, ari
 @torch.no_grad()
 def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: int = 5,
              groups: int | None = None, batch_size: int = 100, seed: int = 0,
-             progress: bool = False, labels: torch.Tensor | None = None) -> dict:
+             progress: bool = False, labels: torch.Tensor | None = None,
+             subsets: dict[str, np.ndarray] | None = None) -> dict:
     """Denoising cost and AMI after each iteration, averaged over examples.
 
     The denoising cost runs the loop on the corrupted input (the training objective, as the
@@ -32,6 +33,8 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         seed: seeds the corruption and initial masks, so evaluation is repeatable.
         labels: optional ``(N, L)`` class labels; then ``class_error`` (%, per iteration, clean
             input, as the reference's ``error_rate_clean``) is added.
+        subsets: optional named ``(N,)`` bool selections of examples (e.g. Tetrominoes scenes
+            with distinct colours); then ``ari_subsets[name]`` is FG-ARI per iteration over each.
 
     Returns:
         ``{"iterations", "denoising_cost", "ami", "ami_std", "ari", "examples", "groups"}`` (+ ``class_error``);
@@ -66,6 +69,11 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         "examples": int(total),
         "groups": int(groups or model.config.groups),
     }
+    if subsets:
+        aris_all = torch.cat(aris, dim=1)  # (T, N)
+        result["ari_subsets"] = {name: {"examples": int(np.sum(chosen)),
+                                        "ari": aris_all[:, torch.as_tensor(chosen)].mean(dim=1).tolist()}
+                                 for name, chosen in subsets.items()}
     if errors:
         result["class_error"] = (100.0 * torch.cat(errors, dim=1).double().mean(dim=1)).tolist()
     return result
@@ -101,6 +109,8 @@ def format_table(result: dict, title: str = "") -> str:
     rows = [head, rule, cost, score]
     if "ari" in result:
         rows.append("| FG-ARI | " + " | ".join(f"{v:.3f}" for v in result["ari"]) + " |")
+    for name, subset in result.get("ari_subsets", {}).items():
+        rows.append(f"| FG-ARI, {name} ({subset['examples']}) | " + " | ".join(f"{v:.3f}" for v in subset["ari"]) + " |")
     if "class_error" in result:
         rows.append("| Class error % | " + " | ".join(f"{v:.1f}" for v in result["class_error"]) + " |")
     return "\n".join(([title] if title else []) + rows)
