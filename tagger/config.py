@@ -237,6 +237,7 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
             "paper": lambda: _texture("paper", n_digits, norm="batch"),
             "paper-ln": lambda: _texture("paper-ln", n_digits, norm="layer"),
             "quick": lambda: _quick_texture(n_digits),
+            "quick-fixed-v": lambda: _quick_texture(n_digits, fixed_v=True),
             "paper-semi": lambda: _semi_texture(n_digits),
             "quick-semi": lambda: _semi_texture(n_digits, quick=True),
         }
@@ -264,8 +265,9 @@ TETROMINOES_MEAN = 0.12  # mean pixel value of the training split, rounded (z0 =
 
 
 def _quick_tetrominoes() -> Config:
-    config = _tetrominoes("quick", norm="layer", widths=(300, 150, 150))
-    config.train.epochs = 6
+    # what the continuous study (docs/continuous.md) found: LayerNorm, v fixed at 0.2, small batches
+    config = _tetrominoes("quick", norm="layer", widths=(300, 150, 150), v_param="fixed", v_init=0.2)
+    config.train.epochs, config.train.lr, config.train.batch_size = 2, 2e-3, 32
     return config
 
 
@@ -276,10 +278,14 @@ def _quick_shapes() -> Config:
     return config
 
 
-def _quick_texture(n_digits: int) -> Config:
-    config = _texture("quick", n_digits, norm="batch", widths=(500, 250, 250))
-    config.train.epochs = 8
-    config.train.lr = 1e-3
+def _quick_texture(n_digits: int, fixed_v: bool = False) -> Config:
+    if not fixed_v:
+        config = _texture("quick", n_digits, norm="batch", widths=(500, 250, 250))
+        config.train.epochs, config.train.lr = 8, 1e-3
+        return config
+    # what the continuous study (docs/continuous.md) found: LayerNorm, v fixed at 0.2, small batches
+    config = _texture("quick-fixed-v", n_digits, norm="layer", widths=(500, 250, 250), v_param="fixed", v_init=0.2)
+    config.train.epochs, config.train.lr, config.train.batch_size = 3, 2e-3, 32
     return config
 
 
