@@ -34,6 +34,8 @@ VARIANTS = {  # name -> {"model.FIELD" | "train.FIELD": value}
     "ln-logv0.3-b32": {"model.norm": "layer", "model.v_init": 0.3, "model.v_param": "log", "train.batch_size": 32},
     "ln-fixv0.2-b32": {"model.norm": "layer", "model.v_init": 0.2, "model.v_param": "fixed", "train.lr": 2e-3,
                        "train.batch_size": 32},
+    "bn-fixv0.2-b32": {"model.norm": "batch", "model.v_init": 0.2, "model.v_param": "fixed", "train.lr": 2e-3,
+                       "train.batch_size": 32},
 }
 
 
