@@ -18,7 +18,7 @@ RECORDED = "3572ad3bf86c318ad21884eaca67ca9fd6823d0ddea8b2ddca6841a80993126c"
 
 def train_and_hash(run_dir, data_dir=None) -> str:
     """Two epochs of 20 steps of the ``quick`` Shapes model (batch 20, seed 10), one thread."""
-    from tagger.train import Trainer
+    from tagger.training import Trainer, apply_process_settings
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -26,6 +26,7 @@ def train_and_hash(run_dir, data_dir=None) -> str:
         config = preset("quick")
         config.train.epochs, config.train.batch_size = 2, 20
         config.train.train_examples, config.train.valid_examples = 400, 100
+        apply_process_settings(config.train, torch.device("cpu"))
         trainer = Trainer(config, run_dir, device="cpu", data_dir=data_dir, progress=False)
         trainer.run()
         digest = hashlib.sha256()
