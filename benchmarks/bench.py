@@ -9,7 +9,7 @@ next to them with --output-dir. A thin loop over ``tagger bench``.
 import argparse
 from pathlib import Path
 
-from tagger.bench import markdown_row, run_benchmark
+from tagger.training.bench import BenchOptions, markdown_row, run_benchmark
 
 
 def main() -> None:
@@ -25,11 +25,11 @@ def main() -> None:
     rows = []
     for name in args.presets.split(","):
         output = args.output_dir / f"bench_shapes_{name}_{args.compile}_{args.precision}.json" if args.output_dir else None
-        bench_args = argparse.Namespace(dataset="shapes", preset=name, device=args.device, batch_size=None,
-                                        steps=args.steps if name != "paper" else max(2, args.steps // 4),
-                                        repeats=args.repeats, compile=args.compile, precision=args.precision,
-                                        output=output)
-        rows.append(run_benchmark(bench_args))
+        options = BenchOptions(dataset="shapes", preset=name, device=args.device, batch_size=None,
+                               steps=args.steps if name != "paper" else max(2, args.steps // 4),
+                               repeats=args.repeats, compile=args.compile, precision=args.precision,
+                               output=output)
+        rows.append(run_benchmark(options))
     print()
     print(markdown_row(rows[0], header=True))
     for row in rows[1:]:

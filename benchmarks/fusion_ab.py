@@ -30,7 +30,7 @@ FUSED = ladder.normalize
 
 
 def formula(values: torch.Tensor, mode: str) -> torch.Tensor:
-    """The normalisation written out (what ``ladder.normalize`` computed before session 4)."""
+    """The normalisation written out (the unfused form that ``ladder.normalize`` replaces)."""
     variance, mean = torch.var_mean(values, dim=0 if mode == "batch" else -1, keepdim=True, correction=0)
     return (values - mean) * torch.rsqrt(variance + ladder.EPSILON)
 

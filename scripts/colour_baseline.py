@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tagger.colour_baseline import distinct_colours, kmeans_masks
+from tagger.baselines.colour import distinct_colours, kmeans_masks
 from tagger.datasets import load
 from tagger.metrics import ami, ari
 

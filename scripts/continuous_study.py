@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from tagger.config import preset
-from tagger.train import Trainer
+from tagger.training.trainer import Trainer
+from tagger.training.device import apply_process_settings
 
 VARIANTS = {  # name -> {"model.FIELD" | "train.FIELD": value}
     "ref": {"model.norm": "batch"},  # the reference's continuous recipe (BatchNorm, v from 2.41)
@@ -57,12 +58,14 @@ def run_variant(args, name: str) -> dict:
     config = configure(args, overrides)
     run_dir = args.out / (name if name in VARIANTS else f"custom{abs(hash(name)) % 10**6}")
     started = time.time()
-    trainer = Trainer(config, run_dir, device="cpu", data_dir=args.data_dir, progress=False)
+    device = torch.device("cpu")
+    apply_process_settings(config.train, device)
+    trainer = Trainer(config, run_dir, device, data_dir=args.data_dir, progress=False)
     trainer.run()
-    history = trainer.state["history"]
+    history = trainer.state.history
     last_t = config.train.eval_iterations
     key = f"valid_ari_{last_t}"
-    return {"variant": name, "overrides": json.dumps(overrides), "steps": trainer.state["step"],
+    return {"variant": name, "overrides": json.dumps(overrides), "steps": trainer.state.step,
             "minutes": round((time.time() - started) / 60, 2),
             "last_ari": history[-1][key] if history else float("nan"),
             "best_ari": max(row[key] for row in history) if history else float("nan"),

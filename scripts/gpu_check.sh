@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU session: CUDA tests, benchmarks, then fixed-time training runs on Shapes
+# One prepared GPU run: CUDA tests, benchmarks, then fixed-time training runs on Shapes
 # (paper preset, LayerNorm and BatchNorm) and TextureMNIST2, each evaluated on its test split.
 # Logs and JSON go to $OUT (default ./gpu_out); a short table is printed last.
 # Budgets (minutes) come from the environment so a CPU dry run can use tiny ones:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tagger.cli import main as tagger
-from tagger.commands import seed_list
+from tagger.cli.baselines import seed_list
 from tagger.evaluate import format_table, median_over_runs
 
 

@@ -19,15 +19,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import CheckpointError, ConfigError
 
 FORMAT = "tagger-checkpoint"
 VERSION = 1
 CURRENT, PREVIOUS = "checkpoint", "checkpoint.old"
-
-
-class CheckpointError(ValueError):
-    """A missing, foreign, corrupted or mismatching checkpoint; one line for the user."""
 
 
 def _fsync_dir(path: Path) -> None:

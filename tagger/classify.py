@@ -1,4 +1,4 @@
-"""Semi-supervised classification with Tagger (paper Table 2; SPEC.md sections 3 and 5).
+"""Semi-supervised classification with Tagger (paper Table 2; docs/design.md, "Reference hyperparameters" and "Evaluation").
 
 The Ladder's top layer gets ``classes + 1`` softmax units per group: one per digit class and a
 last "no class" unit. The image's class distribution collapses the groups: drop the last unit,

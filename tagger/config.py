@@ -6,9 +6,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """A bad setting; the message names the flag and is meant for the user."""
+
+def option(default, help: str, **meta):
+    """A config field with its command-line help; ``tagger.cli.flags`` turns every field into a
+    flag (``--field-name``) unless ``flag=None``. ``flag`` renames it, ``choices`` and ``metavar``
+    are passed to argparse."""
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
@@ -36,17 +41,21 @@ class ModelConfig:
             With C > 1 masks are per pixel, shared over its channels (continuous data only).
     """
 
-    input_size: int = 400
-    groups: int = 4
-    iterations: int = 3
-    widths: tuple[int, ...] = (2000, 1000, 500)
-    norm: str = "layer"
-    likelihood: str = "binary"
-    noise: float = 0.2
-    z0: float = 0.26
-    v_init: float | None = None
-    v_param: str = "reference"
-    channels: int = 1
+    input_size: int = option(400, "D, elements per example (must match the data)")
+    groups: int = option(4, "K, groups used in training")
+    iterations: int = option(3, "T, TAG iterations in training")
+    widths: tuple[int, ...] = option((2000, 1000, 500), "Ladder layer sizes, e.g. 2000-1000-500")
+    norm: str = option("layer", "normalisation (batch = reference code, layer = paper's best)",
+                       choices=("batch", "layer"))
+    likelihood: str = option("binary", "input model (default: the dataset's; continuous Shapes is a diagnostic)",
+                             choices=("binary", "continuous"))
+    noise: float = option(0.2, "bit-flip probability (binary) or noise std (continuous)")
+    z0: float = option(0.26, "initial reconstruction, the data mean")
+    v_init: float | None = option(None, "continuous: starting value of the learned variance v (default: the "
+                                        "reference's 2.41; with --init, replaces the pretrained v)")
+    v_param: str = option("reference", "continuous: how v is parameterised: reference (a + sqrt(a^2+1)), log "
+                                       "(exp(a)) or fixed (stays at --v-init)", choices=("reference", "log", "fixed"))
+    channels: int = option(1, "C, colour channels per pixel (D = pixels x C); C > 1: per-pixel masks")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -109,23 +118,29 @@ class TrainConfig:
             (the reference's ``--continue``: pretrained grouping, new top layers).
     """
 
-    dataset: str = "shapes"
-    n_digits: int = 2
-    epochs: int = 100
-    batch_size: int = 100
-    lr: float = 4e-4
-    seed: int = 10
-    eval_iterations: int = 5
-    valid_examples: int = 1000
-    eval_batch_size: int = 100
-    train_examples: int = 0
-    checkpoint_every: int = 0
-    max_minutes: float = 0.0
-    deterministic: bool = False
-    precision: str = "fp32"
-    class_cost: float = 0.0
-    labeled: int = 0
-    init_from: str = ""
+    dataset: str = option("shapes", "the dataset (chosen by the command's DATASET argument)", flag=None)
+    n_digits: int = option(2, "TextureMNIST digits per image (chosen by --digits)", flag=None)
+    epochs: int = option(100, "passes over the training split")
+    batch_size: int = option(100, "examples per step")
+    lr: float = option(4e-4, "Adam learning rate")
+    seed: int = option(10, "seeds weights, data order, noise and mask initialisation")
+    eval_iterations: int = option(5, "iterations reported at validation")
+    valid_examples: int = option(1000, "validation examples scored per epoch (0 = all)")
+    eval_batch_size: int = option(100, "batch size at validation (matters for batch norm)")
+    train_examples: int = option(0, "use the first N training examples (0 = all)")
+    checkpoint_every: int = option(0, "also checkpoint every N steps")
+    max_minutes: float = option(0.0, "stop (with a checkpoint) after this much training time (0 = no limit)")
+    deterministic: bool = option(False, "torch deterministic algorithms (bit-exact reruns; slower on GPU)")
+    precision: str = option("fp32", "fp32 (default; TF32 matmuls on GPU) or bf16 autocast of the matmuls (opt-in)",
+                            choices=("fp32", "bf16"))
+    class_cost: float = option(0.0, "weight of the classification cost (TextureMNIST; needs a top width of 11)")
+    labeled: int = option(0, "labelled training examples, balanced by class (0 = all)")
+    init_from: str = option("", "start from this run's weights where names and shapes match (e.g. the "
+                                "pretrained grouping for --preset paper-semi)", flag="init", metavar="RUN_DIR")
+
+    def data_kwargs(self) -> dict:
+        """Keyword arguments of :func:`tagger.datasets.load` for this dataset (digits for TextureMNIST)."""
+        return {"n_digits": self.n_digits} if self.dataset == "texture-mnist" else {}
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -215,12 +230,12 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
         ``paper``: the reference run (2000-1000-500, K=4, T=3, bit-flip 0.2, Adam 4e-4,
         100 epochs of batch 100), LayerNorm (the paper's best; ``--norm batch`` for the
         reference code's BatchNorm). ``paper-bn``: the same with BatchNorm.
-        ``quick``: CPU-sized, tuned to finish on a 2-core laptop in ~20 minutes
-        (see docs/results.md for how it was chosen).
+        ``quick``: CPU-sized: 18 epochs in ~15 minutes on a 2-core CPU (docs/results.md;
+        docs/notebook.md for how it was chosen).
     TextureMNIST:
         ``paper``: 3000-2000-1000, Gaussian 0.2, z0 0.5, Adam 1e-3, 150 epochs, BatchNorm as
         the reference code (``paper-ln``: LayerNorm, which we measured collapsing to identical
-        groups on TextureMNIST2, see docs/results.md). ``quick``: CPU-sized, BatchNorm.
+        groups on TextureMNIST2, see docs/notebook.md). ``quick``: CPU-sized, BatchNorm.
         ``paper-semi``: the reference's second stage (``runner-freq20-2mnist.py --continue``):
         3000-2000-1000-500-250-11, T=4, noise 0.18, Adam 2e-4, 50 epochs, class cost 0.1 on
         1,000 labels; start it from a pretrained run with ``--init RUN``. ``quick-semi``:
@@ -274,7 +289,7 @@ def _quick_tetrominoes() -> Config:
 def _quick_shapes() -> Config:
     config = _shapes("quick", norm="layer", widths=(500, 250, 250))
     config.train.epochs = 18
-    config.train.lr = 4e-3  # chosen from short runs of 2e-3 / 4e-3 / 1e-3, see docs/results.md
+    config.train.lr = 4e-3  # chosen from short runs of 2e-3 / 4e-3 / 1e-3, see docs/notebook.md
     return config
 
 

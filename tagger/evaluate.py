@@ -1,4 +1,4 @@
-"""Evaluation as the reference computes it (SPEC.md section 5): denoising cost and AMI per iteration."""
+"""Evaluation as the reference computes it (docs/design.md, "Evaluation"): denoising cost and AMI per iteration."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The Ladder network as Tagger's parametric mapping (CuriousAI/ladder ``LadderAE``, SPEC.md section 2).
+"""The Ladder network as Tagger's parametric mapping (CuriousAI/ladder ``LadderAE``, docs/design.md, "The Ladder mapping").
 
 A fully connected encoder (linear -> normalise -> +bias -> ReLU; softmax with a learned
 per-unit scale on top) and a top-down decoder whose ``gauss`` combinator merges each
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-EPSILON = 1e-10  # the reference's normalisation epsilon (see SPEC.md section 7)
+EPSILON = 1e-10  # the reference's normalisation epsilon (docs/design.md, "Known deviations and details")
 
 
 def normalize(values: torch.Tensor, mode: str) -> torch.Tensor:

@@ -93,9 +93,9 @@ class GaussianLikelihood(nn.Module):
     """Additive N(0, noise^2) corruption; groups are Gaussians N(z_k, v) with a learned scalar v.
 
     As in the reference, ``v`` enters the cost as a variance and the likelihood ratio as a
-    standard deviation (``noise^2 + v^2``); SPEC.md section 1 keeps that. Its raw parameter
+    standard deviation (``noise^2 + v^2``); the reference keeps that (docs/design.md, "The TAG loop"). Its raw parameter
     starts at 1 (v = 2.41); Adam moves it by about the learning rate per step, so v falls
-    roughly as ``1 / (2 lr steps)`` over a run (docs/results.md). ``v_init`` starts it elsewhere.
+    roughly as ``1 / (2 lr steps)`` over a run (docs/notebook.md). ``v_init`` starts it elsewhere.
     """
 
     binary = False

@@ -1,4 +1,4 @@
-"""The TAG framework (SPEC.md section 1) wrapped around a parametric mapping.
+"""The TAG framework (docs/design.md, "The TAG loop") wrapped around a parametric mapping.
 
 Each iteration, every group k receives ``[z_k, dz_k, m_k, L(m_k)]`` (4D values), is
 projected to H0 units (linear, normalise, bias, ReLU), passes through the mapping (a

@@ -170,9 +170,33 @@ def test_api(name, call, error, data_dir):
         call()
 
 
-def test_case_count():
-    count = len(CLI_FLAG_CASES) + 2 * len(RUN_FLAG_CASES) + len(breakers()) + len(API_CASES) + 3
-    assert count >= 40
+@pytest.mark.parametrize("error", [tagger.ConfigError("bad --x"), tagger.DataError("bad data"),
+                                   tagger.CheckpointError("bad checkpoint"), tagger.TrainingError("loss became nan"),
+                                   FileNotFoundError("no such file")], ids=lambda e: type(e).__name__)
+def test_every_user_error_is_one_line_and_exit_2(error, monkeypatch, capsys):
+    """Whatever command raises it, a user error is ``tagger: error: ...`` and exit code 2."""
+    from tagger import cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_command", lambda name: fail)
+    assert isinstance(error, (tagger.UserError, OSError))
+    assert main(["data", "shapes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tagger: error: {error}"]
+
+
+def test_a_bug_is_an_internal_error_exit_1(monkeypatch, capsys):
+    from tagger import cli
+
+    def fail(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "_command", lambda name: fail)
+    assert main(["data", "shapes"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tagger: internal error (ZeroDivisionError)")
 
 
 def test_missing_mnist_dir(tmp_path, monkeypatch, capsys):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tagger import datasets
-from tagger.baseline_models import ConvNet, FCLadder
-from tagger.baseline_train import (BaselineConfig, BaselineTrainer, baseline_preset,
+from tagger.baselines.models import ConvNet, FCLadder
+from tagger.baselines.train import (BaselineConfig, BaselineTrainer, baseline_preset,
                                    learning_rate)
 from tagger.classify import cross_entropy
 from tagger.cli import main
@@ -153,3 +153,15 @@ def test_baseline_cli_rejects_bad_flags_in_one_line(capsys):
     assert main(["baseline", "--model", "mlp", "--labeled", "15"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and "--denoising" in lines[0] and "--labeled" in lines[1]
+
+
+def test_a_non_finite_cost_is_a_user_error(tmp_path, monkeypatch, capsys):
+    """A diverging baseline stops with a :class:`TrainingError` (CLI: one line, exit 2), not a bug."""
+    from tagger.errors import TrainingError, UserError
+
+    config = BaselineConfig(model="mlp", labeled=100, widths=(8,), epochs=2, batch_size=20, valid_examples=0)
+    trainer = BaselineTrainer(config.validate(), tmp_path / "run", _toy_splits(), torch.device("cpu"), progress=False)
+    monkeypatch.setattr(trainer, "step", lambda *a: (torch.tensor(float("nan")), torch.tensor(0.0)))
+    with pytest.raises(TrainingError, match="non-finite") as raised:
+        trainer.run()
+    assert isinstance(raised.value, UserError)

@@ -12,7 +12,7 @@ from tagger.checkpoint import save_checkpoint
 from tagger.classify import class_cost, class_error, class_probabilities, class_targets, labeled_subset
 from tagger.config import Config, ConfigError, TrainConfig, preset
 from tagger.datasets.common import Split
-from tagger.semisupervised import initialise_from
+from tagger.training.labeled import initialise_from
 
 
 def test_probabilities_drop_no_class_and_sum_over_groups():
@@ -98,7 +98,7 @@ def _class_patterns(count, seed):
 
 @pytest.mark.slow
 def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
-    from tagger.train import Trainer
+    from tagger.training import Trainer, apply_process_settings
 
     splits = {"train": _class_patterns(400, 0), "valid": _class_patterns(100, 1), "test": _class_patterns(100, 2)}
     monkeypatch.setattr(datasets, "load", lambda name, split, *a, **k: splits[split])
@@ -107,11 +107,13 @@ def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
     train = TrainConfig(dataset="texture-mnist", n_digits=1, epochs=6, batch_size=20, lr=3e-3, seed=1,
                         eval_iterations=2, valid_examples=100, class_cost=1.0, labeled=100)
     config = Config(preset="custom", model=model, train=train)
+    apply_process_settings(config.train, torch.device("cpu"))
     trainer = Trainer(config, tmp_path / "run", device="cpu", progress=False)
     first = trainer.validate()["class_error"][-1]
     last = trainer.run()
     assert first > 60 and last["valid_class_error_2"] < 30  # chance is 90 %
     # resume: the labelled stream continues where the checkpoint left it
+    apply_process_settings(config.train, torch.device("cpu"))
     resumed = Trainer(config, tmp_path / "run", device="cpu", progress=False)
     resumed.restore()
     expected = trainer.labeled.next()
@@ -129,7 +131,7 @@ def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
 
 def test_labelled_stream_picks_by_the_original_first_label():
     from tagger.datasets.texture_mnist import original_label_order
-    from tagger.semisupervised import LabeledStream
+    from tagger.training.labeled import LabeledStream
 
     rng = np.random.RandomState(0)
     labels = np.stack([np.arange(200) % 10, rng.randint(0, 10, 200)], axis=1).astype(np.int64)

@@ -59,7 +59,7 @@ def test_show_picks_examples_best_first_from_the_evaluation_batches():
     """--order ami spreads the picks over the pool's ranking; a figure uses evaluation-sized batches."""
     import argparse
 
-    from tagger.commands import _chosen_examples
+    from tagger.cli.inspect import _chosen_examples
 
     masks = torch.zeros(1, 5, 2, 4)
     objects = torch.tensor([[1, 1, 2, 2]] * 5)
@@ -88,3 +88,51 @@ def test_unknown_flag_is_an_argparse_error():
     result = run_cli("train", "--bogus")
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_end_to_end_on_a_small_budget(data_dir, tmp_path):
+    """``tagger demo``: trains (one epoch on 200 examples), evaluates and draws a figure."""
+    run_dir = tmp_path / "demo"
+    assert main(["demo", "--run-dir", str(run_dir), "--epochs", "1", "--train-examples", "200",
+                 "--eval-examples", "100", "--device", "cpu", "--no-progress"]) == 0
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith("epoch,step")
+    result = json.loads((run_dir / "eval_test.json").read_text())
+    assert result["examples"] == 100 and len(result["ami"]) == 5 and result["split"] == "shapes/test"
+    assert (run_dir / "groupings_test.png").read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["preset"] == "quick" and config["train"]["epochs"] == 1
+
+
+def test_every_config_field_is_a_flag_and_overrides_the_preset():
+    """One source for every flag: each field of the configs is a ``tagger train`` flag, with the
+    field's help, and a given flag lands in the config; a new field needs no CLI code."""
+    import dataclasses
+
+    from tagger.cli.flags import add_config_flags, apply_flags, flag_name
+    from tagger.cli.parser import build_parser
+    from tagger.cli.train import config_from_args
+    from tagger.config import ModelConfig, TrainConfig
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for cls in (ModelConfig, TrainConfig):
+        for field in dataclasses.fields(cls):
+            if flag_name(field) is not None:
+                assert flag_name(field) in help_text, field.name
+    args = build_parser().parse_args(["train", "--z0", "0.3", "--widths", "30-20-10", "--init", "x",
+                                      "--deterministic", "--eval-batch-size", "50"])
+    config = config_from_args(args)
+    assert (config.model.z0, config.model.widths) == (0.3, (30, 20, 10))
+    assert (config.train.init_from, config.train.deterministic, config.train.eval_batch_size) == ("x", True, 50)
+    assert config.train.lr == 4e-3  # not given: the quick preset's
+
+    @dataclasses.dataclass
+    class Extended:
+        channels: int = dataclasses.field(default=1, metadata={"help": "colour channels"})
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, Extended, "extra")
+    assert apply_flags(Extended(), parser.parse_args(["--channels", "3"])).channels == 3
+    assert apply_flags(Extended(), parser.parse_args([])).channels == 1

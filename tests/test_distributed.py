@@ -47,3 +47,69 @@ def test_two_gloo_processes_match_one(data_dir, tmp_path):
         assert torch.equal(weights_two[name], weights_resumed[name]), name
     # only rank 0 wrote: one checkpoint, one log
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["checkpoint", "config.json", "metrics.csv", "tb"]
+
+
+BN_CONFIG = dict(input_size=400, widths=(16, 8, 8), groups=3, iterations=2, norm="batch")
+
+
+def _bn_rank(rank: int, port: int, output: str) -> None:
+    """One of two gloo processes: two eager DDP steps of a BatchNorm model; rank 0 saves the losses."""
+    import torch.distributed as dist
+
+    from tagger import Config, ModelConfig, TrainConfig, Tagger
+    from tagger.training import apply_process_settings
+    from tagger.training.distributed import Ranks
+    from tagger.training.steps import make_step
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    config = Config(model=ModelConfig(**BN_CONFIG), train=TrainConfig(batch_size=8, lr=1e-2, seed=3))
+    apply_process_settings(config.train, torch.device("cpu"))
+    model = Tagger(config.model)
+    step = make_step("off", model, config, torch.device("cpu"), Ranks(rank, 2))
+    losses = [Ranks(rank, 2).mean(step.fn(batch)).item() for batch in _bn_batches()]  # global mean
+    if rank == 0:
+        torch.save({"losses": losses}, output)
+    dist.destroy_process_group()
+
+
+def _bn_batches():
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.rand(8, 400, generator=generator) < 0.3).float() for _ in range(2)]
+
+
+@pytest.mark.slow
+def test_batch_norm_under_two_gloo_processes_is_per_rank(tmp_path):
+    """BatchNorm under DDP normalises over each rank's slice: two processes equal one process
+    that averages the costs of the two half batches (with the global batch's random numbers), and
+    differ from one process normalising over the whole batch."""
+    import torch.multiprocessing as mp
+
+    from tagger import Config, ModelConfig, TrainConfig, Tagger
+    from tagger.training import apply_process_settings
+    from tagger.training.steps import LossOf
+
+    output = tmp_path / "ddp.pt"
+    mp.spawn(_bn_rank, args=(29541, str(output)), nprocs=2, join=True)
+    ddp = torch.load(output)
+
+    def single(halves: bool):
+        config = Config(model=ModelConfig(**BN_CONFIG), train=TrainConfig(batch_size=8, lr=1e-2, seed=3))
+        apply_process_settings(config.train, torch.device("cpu"))
+        model = Tagger(config.model)
+        loss_of, optimizer, losses = LossOf(model), torch.optim.Adam(model.parameters(), lr=1e-2), []
+        for batch in _bn_batches():
+            optimizer.zero_grad(set_to_none=True)
+            draws = model.draw(8, 3, batch.device, batch.dtype)
+            parts = [(0, 4), (4, 8)] if halves else [(0, 8)]
+            loss = sum(loss_of(batch[a:b], draws.shard(a, b)) for a, b in parts) / len(parts)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+
+    halves, whole = single(halves=True), single(halves=False)
+    # the first cost is before any update; the second follows one Adam step on gradients that
+    # came through per-rank batch statistics: equal to the half-batch run, not to the whole-batch one
+    assert ddp["losses"] == pytest.approx(halves, abs=1e-5)
+    assert abs(whole[1] - halves[1]) > 1e-3

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tagger import ModelConfig, Tagger
-from tagger.fast import capture_train_step
+from tagger.training.steps import capture_train_step
 
 needs_cuda = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -50,7 +50,7 @@ def test_graph_steps_match_eager_steps(norm):
 @pytest.mark.slow
 def test_inductor_matches_eager_on_cpu():
     """``--compile inductor``: same loss and gradients as eager (CPU, float tolerance)."""
-    from tagger.distributed import LossOf
+    from tagger.training.steps import LossOf
 
     torch.manual_seed(0)
     model = Tagger(ModelConfig(input_size=64, widths=(32, 16, 8), iterations=2, norm="layer"))
@@ -75,8 +75,8 @@ def test_inductor_matches_eager_on_cpu():
 @needs_cuda[1]
 def test_fused_steps_match_eager_steps():
     """``--compile fused`` (compiled loss inside the CUDA graph): the eager step's losses and weights."""
-    from tagger.distributed import LossOf
-    from tagger.fast import graph_loss
+    from tagger.training.steps import LossOf
+    from tagger.training.steps import graph_loss
 
     eager, fused = make("layer"), make("layer")
     fused_opt = torch.optim.Adam(fused.parameters(), lr=1e-3, capturable=True)
@@ -91,8 +91,8 @@ def test_fused_steps_match_eager_steps():
 @needs_cuda[1]
 def test_graph_semi_supervised_step_matches_eager():
     """The semi-supervised step (labelled batch and labels as extra static inputs) as a CUDA graph."""
-    from tagger.distributed import LossOf
-    from tagger.fast import graph_loss
+    from tagger.training.steps import LossOf
+    from tagger.training.steps import graph_loss
 
     torch.backends.cuda.matmul.allow_tf32 = False
     config = ModelConfig(input_size=64, widths=(48, 32, 11), likelihood="continuous", z0=0.5, norm="batch")
@@ -124,7 +124,7 @@ def test_graph_semi_supervised_step_matches_eager():
 @pytest.mark.parametrize("likelihood", ["binary", "continuous"])
 def test_bf16_autocast_stays_close_to_fp32(likelihood):
     """``--precision bf16``: matmuls in bfloat16, the rest in float32; loss and gradients near fp32."""
-    from tagger.distributed import LossOf
+    from tagger.training.steps import LossOf
 
     torch.manual_seed(0)
     model = Tagger(ModelConfig(input_size=64, widths=(48, 32, 16), iterations=2, norm="layer",
@@ -146,3 +146,34 @@ def test_bf16_autocast_stays_close_to_fp32(likelihood):
     assert losses[1] != losses[0]  # bf16 really was used
     cosine = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
     assert cosine > 0.95
+
+
+@pytest.mark.parametrize("mode", ["graph", "fused"])
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_graph_mode_resumes_like_an_uninterrupted_run(mode, data_dir, tmp_path):
+    """CUDA-graph steps: stop after one epoch, resume to two; the same weights as two epochs in one
+    go (Adam's state is restored in place into the captured addresses)."""
+    from tagger import preset
+    from tagger.checkpoint import read_checkpoint
+    from tagger.training import Trainer, apply_process_settings
+
+    device = torch.device("cuda")
+
+    def run(run_dir, epochs, resume=False):
+        config = preset("quick")
+        config.model.widths = (64, 32, 32)
+        config.train.epochs, config.train.batch_size = epochs, 50
+        config.train.train_examples, config.train.valid_examples = 500, 100
+        apply_process_settings(config.train, device)
+        Trainer(config, run_dir, device, progress=False, compile=mode).run(resume=resume)
+        return read_checkpoint(run_dir)
+
+    _, state_a, weights_a, tensors_a = run(tmp_path / "straight", 2)
+    run(tmp_path / "split", 1)
+    _, state_b, weights_b, tensors_b = run(tmp_path / "split", 2, resume=True)
+    assert state_a["step"] == state_b["step"] == 20
+    for name in weights_a:
+        torch.testing.assert_close(weights_a[name], weights_b[name], rtol=0, atol=1e-4, msg=name)
+    for name in (key for key in tensors_a if key.startswith("adam.")):
+        torch.testing.assert_close(tensors_a[name], tensors_b[name], rtol=0, atol=1e-4, msg=name)

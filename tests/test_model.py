@@ -81,7 +81,7 @@ def test_layer_norm_output_does_not_depend_on_the_rest_of_the_batch():
 
 
 def test_untrained_decoder_outputs_zero():
-    """With the combinator's initial values every decoder estimate is exactly 0 (SPEC.md section 7)."""
+    """With the combinator's initial values every decoder estimate is exactly 0 (docs/design.md, "Known deviations and details")."""
     ladder = Ladder((10, 8, 6), "batch")
     bottom, top = ladder(torch.randn(7, 10))
     assert torch.equal(bottom, torch.zeros(7, 10))
@@ -182,3 +182,17 @@ def test_gradients_reach_every_parameter():
         optimizer.step()
     missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
+
+
+def test_flops_per_example_counts_the_forward_matmuls():
+    """By hand for D=4, widths 3-2, K=2, T=5, in multiply-adds per group and iteration: the TAG
+    input projection (4 inputs of D -> 3: 4*4*3 = 48), two projections back to D (2*3*4 = 24) and
+    the Ladder's 3 -> 2 layer up and down (2*3*2 = 12): 84, i.e. 168 FLOPs; times K*T = 10."""
+    model = Tagger(ModelConfig(input_size=4, widths=(3, 2), groups=2, iterations=5, norm="layer"))
+    assert model.flops_per_example() == 1680.0
+    assert model.flops_per_example(iterations=1, groups=1) == 168.0
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # and it is what the forward pass does
+        model.infer(torch.rand(8, 4), iterations=5, groups=2)
+    assert counter.get_total_flops() / 8 == 1680.0

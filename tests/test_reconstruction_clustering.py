@@ -8,9 +8,9 @@ from torch import nn
 
 from tagger import datasets, metrics
 from tagger.cli import main
-from tagger.reconstruction_clustering import (DenoisingAutoencoder, RCConfig, cluster, denoising_loss, fixed_batches,
+from tagger.baselines.reconstruction_clustering import (DenoisingAutoencoder, RCConfig, cluster, denoising_loss, fixed_batches,
                                               rc_preset, salt_and_pepper)
-from tagger.rc_train import evaluate_rc, summarise, train_denoiser
+from tagger.baselines.rc_train import evaluate_rc, summarise, train_denoiser
 
 
 def test_salt_and_pepper_hits_the_requested_share_half_salt_half_pepper():

@@ -67,18 +67,30 @@ def test_templates():
 
 
 def test_other_sizes_and_counts(tmp_path):
-    data = shapes("test", n_objects=4, size=24, data_dir_override=tmp_path)
+    data = shapes("test", n_objects=4, size=24, data_dir=tmp_path)
     assert data.features.shape == (10_000, 576) and data.objects.max() == 4
-    assert shapes("test", n_objects=4, size=24, data_dir_override=tmp_path).features is not None
+    cached = shapes("test", n_objects=4, size=24, data_dir=tmp_path)  # from the cache this time
+    assert np.array_equal(cached.features, data.features) and np.array_equal(cached.objects, data.objects)
+    assert ((data.objects > 0) <= (data.features > 0)).all()  # every scored pixel is on
     with pytest.raises(DataError):
         generate(n_objects=3, size=8)
     with pytest.raises(DataError):
-        shapes("bogus", data_dir_override=tmp_path)
+        shapes("bogus", data_dir=tmp_path)
 
 
 def test_cache_regenerates_when_corrupted(tmp_path):
-    first = shapes("single", n_objects=2, size=12, data_dir_override=tmp_path)
+    first = shapes("test", n_objects=2, size=12, data_dir=tmp_path)
     cache = next(tmp_path.glob("shapes_2obj_12px*.npz"))
     cache.write_bytes(cache.read_bytes()[:1000])  # truncate
-    again = shapes("single", n_objects=2, size=12, data_dir_override=tmp_path)
+    again = shapes("test", n_objects=2, size=12, data_dir=tmp_path)
     assert np.array_equal(first.features, again.features)
+
+
+def test_single_split_is_always_the_papers(data_dir):
+    """``single`` follows the 3-object splits in the paper's stream; asking for 1-object images
+    must not silently redraw it after 1-object splits."""
+    paper = shapes("single")
+    other = shapes("single", n_objects=1)
+    assert other.name == "shapes/single"
+    assert np.array_equal(other.features, paper.features) and np.array_equal(other.objects, paper.objects)
+    assert paper.objects.max() == 1

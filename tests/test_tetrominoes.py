@@ -106,9 +106,9 @@ def test_cached_api(tmp_path, monkeypatch):
     assert split.positions.shape == (12, 3, 2)
     assert (split.objects == generate(12, SEEDS["test"])["objects"]).all()
     assert (tmp_path / f"tetrominoes_v{module.RECIPE_VERSION}.npz").exists()
-    again = load("tetrominoes", "test", data_dir_override=tmp_path)
+    again = load("tetrominoes", "test", data_dir=tmp_path)
     assert np.array_equal(again.features, split.features)
-    assert len(load("tetrominoes", "train", data_dir_override=tmp_path)) == 30
+    assert len(load("tetrominoes", "train", data_dir=tmp_path)) == 30
     with pytest.raises(DataError):
         tetrominoes("single", data_dir=tmp_path)
 

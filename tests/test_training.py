@@ -5,7 +5,7 @@ import torch
 from tagger import preset
 from tagger.checkpoint import read_checkpoint
 from tagger.evaluate import evaluate
-from tagger.train import Trainer
+from tagger.training import Trainer, apply_process_settings
 
 
 def small_config(**train):
@@ -22,6 +22,7 @@ def small_config(**train):
 
 @pytest.mark.slow
 def test_short_training_learns(data_dir, tmp_path):
+    apply_process_settings(small_config().train, torch.device("cpu"))
     trainer = Trainer(small_config(), tmp_path, device="cpu", progress=False)
     before = evaluate(trainer.model, trainer.valid_x, trainer.valid_objects, iterations=3)
     last = trainer.run()
@@ -40,12 +41,15 @@ def test_resume_continues_bit_for_bit(data_dir, tmp_path):
     """Stop after 2 epochs, resume to 3: identical to an uninterrupted 3-epoch run (CPU)."""
     config = small_config(epochs=3, train_examples=400, valid_examples=50)
     config.model.widths = (24, 12, 12)
+    apply_process_settings(config.train, torch.device("cpu"))
     straight = Trainer(config, tmp_path / "straight", device="cpu", progress=False)
     straight.run()
     config.train.epochs = 2
+    apply_process_settings(config.train, torch.device("cpu"))
     first = Trainer(config, tmp_path / "split", device="cpu", progress=False)
     first.run()
     config.train.epochs = 3
+    apply_process_settings(config.train, torch.device("cpu"))
     second = Trainer(config, tmp_path / "split", device="cpu", progress=False)
     second.run(resume=True)
     _, state_a, weights_a, _ = read_checkpoint(tmp_path / "straight")
@@ -56,10 +60,11 @@ def test_resume_continues_bit_for_bit(data_dir, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
-    from tagger.train import TrainingError
+    from tagger.errors import TrainingError
 
     config = small_config(epochs=1, train_examples=200, valid_examples=20)
     config.model.widths = (24, 12, 12)
+    apply_process_settings(config.train, torch.device("cpu"))
     trainer = Trainer(config, tmp_path, device="cpu", progress=False)
     trainer.run()
     good_step = read_checkpoint(tmp_path)[1]["step"]
@@ -71,3 +76,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):
     _, state, weights, _ = read_checkpoint(tmp_path)
     assert state["step"] == good_step
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes(data_dir, tmp_path):
+    """A time limit shorter than one step stops after that step, checkpointed mid-epoch; a resume
+    without the limit finishes the epoch."""
+    config = small_config(epochs=1, train_examples=200, valid_examples=20, batch_size=20, max_minutes=1e-6)
+    config.model.widths = (24, 12, 12)
+    apply_process_settings(config.train, torch.device("cpu"))
+    assert Trainer(config, tmp_path, device="cpu", progress=False).run() == {}
+    _, state, _, _ = read_checkpoint(tmp_path)
+    assert (state["step"], state["position"], state["epoch"]) == (1, 1, 0)
+    config.train.max_minutes = 0.0
+    last = Trainer(config, tmp_path, device="cpu", progress=False).run(resume=True)
+    assert last["epoch"] == 1 and last["step"] == 10

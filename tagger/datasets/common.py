@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """Bad or missing data; the message is one line meant for the user."""
+from ..errors import DataError
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""MNIST as uint8 arrays, from files already on this machine (SPEC.md section 4).
+"""MNIST as uint8 arrays, from files already on this machine (docs/design.md, "Data").
 
 :func:`load_mnist` returns the usual 50k/10k/10k split: train = the first 50,000 digits of
 MNIST's 60,000-digit training set, valid = its last 10,000, test = the 10,000-digit test set.

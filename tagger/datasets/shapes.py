@@ -1,4 +1,4 @@
-"""The Shapes dataset of the Tagger paper, bit for bit (SPEC.md section 4).
+"""The Shapes dataset of the Tagger paper, bit for bit (docs/design.md, "Data").
 
 Each 20x20 binary image holds three shapes drawn from a square ring and an up/down
 triangle outline, placed uniformly at random; pixels covered by two or more shapes are
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DataError, Split, data_dir, load_npz_checked, save_npz_atomic
+from .common import DataError, Split, load_npz_checked, save_npz_atomic
+from .common import data_dir as cache_dir
 
 SEED = 265076
 SPLIT_SIZES = {"train": 50_000, "valid": 10_000, "test": 10_000, "single": 10_000}
@@ -83,14 +84,17 @@ def generate(n_objects: int = 3, size: int = 20) -> dict[str, np.ndarray]:
     return arrays
 
 
-def shapes(split: str, n_objects: int = 3, size: int = 20, data_dir_override=None) -> Split:
+def shapes(split: str, n_objects: int = 3, size: int = 20, data_dir=None) -> Split:
     """Load (generating and caching once) one split of Shapes.
 
     Args:
         split: ``"train"``, ``"valid"``, ``"test"`` or ``"single"``.
-        n_objects: shapes per image (3 in the paper); ``single`` always has one.
+        n_objects: shapes per image of train, valid and test (3 in the paper). ``single`` (one
+            shape per image) is always the paper's: it is drawn after the 3-object splits from
+            the same stream, so it ignores ``n_objects`` (drawing it after, say, 1-object
+            splits would give different images under the same name).
         size: image side in pixels (20 in the paper).
-        data_dir_override: cache directory (default ``$TAGGER_DATA`` or ``~/.cache/tagger``).
+        data_dir: cache directory (default ``$TAGGER_DATA`` or ``~/.cache/tagger``).
 
     Returns:
         A :class:`Split` with ``features`` ``(N, size*size)`` float32 in {0, 1} and
@@ -98,13 +102,16 @@ def shapes(split: str, n_objects: int = 3, size: int = 20, data_dir_override=Non
     """
     if split not in SPLIT_SIZES:
         raise DataError(f"shapes: unknown split {split!r}; choose from {', '.join(SPLIT_SIZES)}")
-    path = data_dir(data_dir_override) / f"shapes_{n_objects}obj_{size}px_v{RECIPE_VERSION}.npz"
+    if split == "single":
+        n_objects = 3
+    path = cache_dir(data_dir) / f"shapes_{n_objects}obj_{size}px_v{RECIPE_VERSION}.npz"
     arrays = load_npz_checked(path)
     if arrays is None:
         arrays = generate(n_objects, size)
         save_npz_atomic(path, arrays)
+    standard = (n_objects, size) == (3, 20)
     return Split(
-        name=f"shapes/{split}" if (n_objects, size) == (3, 20) else f"shapes-{n_objects}obj-{size}px/{split}",
+        name=f"shapes/{split}" if standard else f"shapes-{n_objects}obj-{size}px/{split}",
         features=arrays[f"{split}_features"],
         objects=arrays[f"{split}_objects"],
         image_shape=(size, size),

@@ -1,4 +1,4 @@
-"""TextureMNIST1/2 ("Freq20-1MNIST" / "Freq20-2MNIST" of the Tagger paper; SPEC.md section 4).
+"""TextureMNIST1/2 ("Freq20-1MNIST" / "Freq20-2MNIST" of the Tagger paper; docs/design.md, "Data").
 
 Recipe, after ``data/FreqMNIST28.ipynb`` of CuriousAI/tagger (re-implemented, not copied):
 
@@ -36,8 +36,8 @@ sha256). Where the output cannot be guaranteed identical, or deliberately differ
   digit A (left-up) is *always* the upper digit and digit B the lower one, while the label
   pair was swapped once, i.e. it matched the depth order only where the flag was 1. The
   default ``depth_order="reference"`` keeps the original images and masks exactly (A always
-  on top) and writes labels in depth order (lower digit first), as the SPEC requires.
-  ``depth_order="random"`` instead applies the flag once, as the SPEC's "random top/bottom
+  on top) and writes labels in depth order (lower digit first), as docs/design.md describes.
+  ``depth_order="random"`` instead applies the flag once, as a "random top/bottom
   order" describes (the flag = 1 examples get B on top); its images differ from the original
   in those examples. (Image 2907 above has flag 1 and A on top: the published data really
   is the double-swapped one.)
@@ -227,7 +227,7 @@ def render(digits: np.ndarray, textures: np.ndarray, crops: np.ndarray,
 def objects_from_masks(masks: np.ndarray, threshold: float = 0.9) -> np.ndarray:
     """Object id per element: ``argmax + 1`` where the largest mask exceeds ``threshold``, else 0.
 
-    The background is object 1, so it is scored too (SPEC.md section 5).
+    The background is object 1, so it is scored too (docs/design.md, "Evaluation").
     """
     ids = masks.argmax(axis=1).astype(np.uint8) + 1
     ids[masks.max(axis=1) <= threshold] = 0

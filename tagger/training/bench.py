@@ -6,15 +6,17 @@ import json
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import torch
 
-from .config import preset
-from .distributed import LossOf
-from .metrics import ami
-from .model import Tagger
-from .train import resolve_device
+from ..config import preset
+from ..metrics import ami
+from ..model import Tagger
+from .device import apply_process_settings, resolve_device
+from .steps import make_step
 
 
 def synchronize(device: torch.device) -> None:
@@ -61,56 +63,54 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def run_benchmark(args) -> dict:
-    """Time the preset's training step, inference and AMI; print a table, write JSON."""
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-    config = preset(args.preset, args.dataset)
-    batch = args.batch_size or config.train.batch_size
-    torch.manual_seed(0)
+@dataclass
+class BenchOptions:
+    """What ``tagger bench`` measures (see its ``--help``)."""
+
+    dataset: str = "shapes"
+    preset: str = "paper"
+    device: str = "auto"
+    batch_size: int | None = None  # default: the preset's
+    steps: int = 20
+    repeats: int = 3
+    compile: str = "off"
+    precision: str = "fp32"
+    output: Path | None = None
+
+
+def run_benchmark(options: BenchOptions) -> dict:
+    """Time the preset's training step (the strategy ``compile`` picks), inference and AMI; print a
+    table, write JSON."""
+    device = resolve_device(options.device)
+    config = preset(options.preset, options.dataset)
+    batch = options.batch_size or config.train.batch_size
+    config.train.batch_size, config.train.precision, config.train.seed = batch, options.precision, 0
+    apply_process_settings(config.train, device)
     model = Tagger(config.model).to(device)
     x = (torch.rand(batch, config.model.input_size, device=device) < 0.3).float()
-    precision = getattr(args, "precision", "fp32")
-    loss_of = LossOf(model, precision)
-    if args.compile in ("inductor", "fused"):
-        loss_of = torch.compile(loss_of)
-    if args.compile in ("graph", "fused"):
-        from .fast import capture_train_step, graph_loss
-
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, capturable=True)
-        step = capture_train_step(model, optimizer, batch, config.model.input_size, device,
-                                  loss_fn=graph_loss(model, loss_of, config.model.groups))
-        train_step = lambda: step(x)  # noqa: E731
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-
-        def train_step():
-            optimizer.zero_grad(set_to_none=True)
-            draws = model.draw(batch, config.model.groups, device)
-            loss_of(x, draws).backward()
-            optimizer.step()
-    step_s = timed(train_step, device, args.steps, args.repeats)
-    infer_s = timed(lambda: model.infer(x, iterations=5), device, max(2, args.steps // 4), args.repeats)
+    step = make_step(options.compile, model, config, device)
+    train_step = lambda: step.fn(x)  # noqa: E731
+    step_s = timed(train_step, device, options.steps, options.repeats)
+    infer_s = timed(lambda: model.infer(x, iterations=5), device, max(2, options.steps // 4), options.repeats)
     objects = torch.randint(0, 4, (10_000, config.model.input_size), device=device)
     masks = torch.rand(10_000, config.model.groups, config.model.input_size, device=device)
-    ami_s = timed(lambda: ami(objects, masks), device, 1, args.repeats)
-    peak = matmul_peak(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+    ami_s = timed(lambda: ami(objects, masks), device, 1, options.repeats)
+    peak = matmul_peak(device, dtype=torch.bfloat16 if options.precision == "bf16" else torch.float32)
     flops_step = 3.0 * model.flops_per_example() * batch  # forward + backward (2x)
     steps_per_epoch = 50_000 // batch
     result = {
         "date": date.today().isoformat(), "torch": torch.__version__, "device": device_name(device),
-        "cpu": cpu_model(), "preset": args.preset, "dataset": args.dataset, "batch": batch,
-        "compile": args.compile, "precision": precision, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
+        "cpu": cpu_model(), "preset": options.preset, "dataset": options.dataset, "batch": batch,
+        "compile": options.compile, "precision": options.precision, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
         "epoch_s": steps_per_epoch * step_s, "full_run_min": config.train.epochs * steps_per_epoch * step_s / 60,
         "epochs": config.train.epochs, "gflop_per_step": flops_step / 1e9, "achieved_tflops": flops_step / step_s / 1e12,
         "matmul_peak_tflops": peak / 1e12, "utilisation": flops_step / step_s / peak,
         "infer_samples_per_s": batch / infer_s, "ami_examples_per_s": 10_000 / ami_s,
     }
     print(markdown_row(result, header=True))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    if options.output:
+        options.output.parent.mkdir(parents=True, exist_ok=True)
+        options.output.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, read_checkpoint
-from .classify import labeled_subset
-from .config import Config, ConfigError
-from .datasets.common import Split
+from ..checkpoint import read_checkpoint
+from ..classify import labeled_subset
+from ..config import Config
+from ..datasets.common import Split
+from ..errors import CheckpointError, ConfigError
 
 
 def choose_labeled(split: Split, count: int, seed: int, limit: int = 0) -> np.ndarray:
@@ -66,17 +67,18 @@ class LabeledStream:
         self.position += self.batch_size
         return self.x[chosen], self.labels[chosen]
 
-    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        """JSON state and tensors for the checkpoint (exact resume)."""
-        return {"labeled_position": self.position}, {"rng.labeled_cycle": self.cycle_start}
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The RNG state that drew the current permutation, for the checkpoint (with
+        :attr:`position` in the training state, an exact resume)."""
+        return {"rng.labeled_cycle": self.cycle_start}
 
-    def restore(self, state: dict, tensors: dict[str, torch.Tensor]) -> None:
+    def restore(self, position: int, tensors: dict[str, torch.Tensor]) -> None:
         if "rng.labeled_cycle" not in tensors:
             raise CheckpointError("the checkpoint has no labelled-stream state (not a semi-supervised run)")
         self.order.set_state(tensors["rng.labeled_cycle"])
         self.cycle_start = self.order.get_state()
         self.permutation = torch.randperm(len(self.x), generator=self.order)
-        self.position = int(state.get("labeled_position", 0))
+        self.position = int(position)
 
 
 def initialise_from(model: torch.nn.Module, source: str | Path, keep_v: bool = False) -> tuple[list[str], list[str]]:

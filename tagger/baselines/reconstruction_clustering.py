@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigError
+from ..config import option
+from ..errors import ConfigError
 
 ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
 # brainstorm's DenseSqrtFanInOut: weights uniform in +-scale / sqrt(fan_in + fan_out)
@@ -53,19 +54,19 @@ class RCConfig:
         test_examples: test images scored (0 = all 10,000; the RC code scored the first 1,000).
     """
 
-    train_set: str = "single"
-    hidden: int = 500
-    activation: str = "tanh"
-    noise: float = 0.4
-    lr: float = 0.08314720669724956
-    batch_size: int = 100
-    max_epochs: int = 500
-    patience: int = 10
-    groups: int = 3
-    iterations: int = 10
-    e_step: str = "expectation"
-    seed: int = 1
-    test_examples: int = 0
+    train_set: str = option("single", "images the DAE learns from (chosen by --train-set)", flag=None)
+    hidden: int = option(500, "hidden units of the denoising autoencoder")
+    activation: str = option("tanh", "the hidden layer's nonlinearity", choices=tuple(ACTIVATIONS))
+    noise: float = option(0.4, "salt-and-pepper probability")
+    lr: float = option(0.08314720669724956, "SGD learning rate")
+    batch_size: int = option(100, "images per SGD step")
+    max_epochs: int = option(500, "most epochs of DAE training")
+    patience: int = option(10, "early-stopping patience in epochs")
+    groups: int = option(3, "K (default 3)")
+    iterations: int = option(10, "RC iterations (default 10)")
+    e_step: str = option("expectation", "soft or hard reassignment", choices=E_STEPS)
+    seed: int = option(1, "seeds the DAE's weights, noise and batch order")
+    test_examples: int = option(0, "test images scored (0 = all 10,000)")
 
     def validate(self) -> "RCConfig":
         if self.train_set not in TRAIN_SPLITS:

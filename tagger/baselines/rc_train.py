@@ -7,7 +7,6 @@ and writes ``summary.json`` (mean and standard deviation over seeds).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,11 +15,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import datasets, metrics
-from .checkpoint import save_weights
+from .. import datasets, metrics
+from ..checkpoint import save_weights
+from ..errors import TrainingError
+from ..evaluate import write_json
+from ..training.runlog import RunLog
 from .reconstruction_clustering import (TRAIN_SPLITS, DenoisingAutoencoder, RCConfig, cluster, denoising_loss,
                                         fixed_batches, salt_and_pepper)
-from .train import RunLog, TrainingError
 
 FIGURE_ITERATIONS = (1, 2, 3, 5, 10)
 
@@ -110,7 +111,7 @@ def evaluate_rc(model: DenoisingAutoencoder, split: datasets.Split, config: RCCo
 def write_figure(model: DenoisingAutoencoder, split: datasets.Split, config: RCConfig, device: torch.device,
                  path: Path, examples: int = 4) -> Path:
     """Groupings of the first test images at a few RC iterations, like ``tagger show``."""
-    from .visualize import grouping_figure
+    from ..visualize import grouping_figure
 
     x = torch.as_tensor(split.features[:examples], device=device)  # (B, D)
     generator = torch.Generator(device).manual_seed(config.seed)
@@ -126,19 +127,19 @@ def run_rc(config: RCConfig, run_dir: Path, device: torch.device, data_dir=None,
     """Train the DAE, run RC on the test split, write the run directory; returns ``result.json``'s content."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    write_json(config.to_dict(), run_dir / "config.json")
     started = time.time()
-    training = datasets.shapes(TRAIN_SPLITS[config.train_set], data_dir_override=data_dir)
+    training = datasets.shapes(TRAIN_SPLITS[config.train_set], data_dir=data_dir)
     with RunLog(run_dir, echo=False) as log:
         model, history = train_denoiser(config, training.features, device, log, progress)
     save_weights(model, run_dir / "dae.safetensors", {"format": "tagger-rc-dae"})
-    test = datasets.shapes("test", data_dir_override=data_dir)
+    test = datasets.shapes("test", data_dir=data_dir)
     result = evaluate_rc(model, test, config, device)
     best = min(history, key=lambda row: row["valid_loss"])
     result.update(epochs_run=len(history), best_epoch=best["epoch"], best_valid_loss=best["valid_loss"],
                   seconds=round(time.time() - started, 1), device=str(device), torch=torch.__version__)
     write_figure(model, test, config, device, run_dir / "groupings.png")
-    (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, run_dir / "result.json")
     return result
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .ladder import EPSILON, GaussCombinator, init_weight, normalize
+from ..ladder import EPSILON, GaussCombinator, init_weight, normalize
 
 
 class FCLadder(nn.Module):

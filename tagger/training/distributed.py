@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .classify import class_cost
-from .config import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass
@@ -70,30 +69,3 @@ def setup(device_name: str) -> tuple[Ranks, str]:
 def teardown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-class LossOf(torch.nn.Module):
-    """``forward(x, draws) -> loss``: the model's training cost, as a module DDP can wrap.
-
-    ``precision="bf16"`` runs it under bfloat16 autocast: matmul inputs in bf16, everything
-    after each matmul (normalisation, combinators, likelihood, cost) in float32, because
-    :func:`tagger.ladder.normalize` upcasts. Opt-in; float32 (TF32 on GPU) is the default.
-
-    ``labeled = (x, labels, draws)`` adds ``class_weight`` times the classification cost of
-    that batch at the last iteration (:mod:`tagger.semisupervised`).
-    """
-
-    def __init__(self, model: torch.nn.Module, precision: str = "fp32", class_weight: float = 0.0):
-        super().__init__()
-        self.model = model
-        self.precision = precision
-        self.class_weight = class_weight
-
-    def forward(self, x: torch.Tensor, draws, labeled=None) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            loss = self.model(x, draws=draws).loss
-            if labeled is not None:
-                labeled_x, labels, labeled_draws = labeled
-                top = self.model(labeled_x, draws=labeled_draws).last_top  # (B, K, C + 1)
-                loss = loss + self.class_weight * class_cost(top, labels)
-            return loss

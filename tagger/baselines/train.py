@@ -23,12 +23,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .baseline_models import ConvNet, FCLadder
-from .checkpoint import save_weights
-from .classify import class_error, cross_entropy
-from .config import ConfigError
-from .semisupervised import choose_labeled
-from .train import RunLog
+from ..checkpoint import save_weights
+from ..classify import class_error, cross_entropy
+from ..config import option
+from ..errors import ConfigError, TrainingError
+from ..evaluate import write_json
+from ..training.labeled import choose_labeled
+from ..training.runlog import RunLog
+from .models import ConvNet, FCLadder
 
 MODELS = ("mlp", "ladder", "convnet")
 DATASETS = ("texture-mnist", "mnist")
@@ -52,21 +54,21 @@ class BaselineConfig:
         valid_examples: validation images scored per epoch (0 = all 10k).
     """
 
-    model: str = "mlp"
-    dataset: str = "texture-mnist"
-    digits: int = 2
-    labeled: int = 1000
-    widths: tuple[int, ...] = (1000, 1000)
-    noise: float = 0.0
-    input_noise: float = 0.0
-    denoising: tuple[float, ...] = ()
-    epochs: int = 150
-    batch_size: int = 100
-    lr: float = 0.002
-    decay_start: float = 0.67
-    seed: int = 1
-    valid_examples: int = 2000
-    max_minutes: float = 0.0
+    model: str = option("mlp", "the classifier (chosen by --model)", flag=None)
+    dataset: str = option("texture-mnist", "the dataset (chosen by --dataset)", flag=None)
+    digits: int = option(2, "TextureMNIST1 or 2 (chosen by --digits)", flag=None)
+    labeled: int = option(1000, "labelled examples (chosen by --labeled)", flag=None)
+    widths: tuple[int, ...] = option((1000, 1000), "hidden layer sizes of the FC models, e.g. 1000-1000")
+    noise: float = option(0.0, "Ladder: noise std on every layer")
+    input_noise: float = option(0.0, "Ladder: noise std on the input")
+    denoising: tuple[float, ...] = option((), "Ladder: denoising weights, input first, e.g. 2000,20,0.1,...")
+    epochs: int = option(150, "passes over the labelled (supervised) or unlabelled (Ladder) set")
+    batch_size: int = option(100, "examples per step")
+    lr: float = option(0.002, "Adam learning rate (default 0.002)")
+    decay_start: float = option(0.67, "fraction of epochs before the linear lr decay (0.67)")
+    seed: int = option(1, "seeds weights, labelled subset and batch order")
+    valid_examples: int = option(2000, "validation images per epoch (0 = all; default 2000)")
+    max_minutes: float = option(0.0, "stop training after this long, then test")
 
     def validate(self) -> "BaselineConfig":
         if self.model not in MODELS:
@@ -194,7 +196,7 @@ class BaselineTrainer:
                 break
         bar.close()
         if not torch.isfinite(totals).all():
-            raise FloatingPointError(f"the training cost became non-finite in epoch {epoch + 1}")
+            raise TrainingError(f"the training cost became non-finite in epoch {epoch + 1}; lower --lr")
         class_cost, denoising = (totals / done).tolist()
         return {"epoch": epoch + 1, "steps": done, "lr": learning_rate(self.config, epoch),
                 "class_cost": class_cost, "denoising_cost": denoising}
@@ -209,7 +211,7 @@ class BaselineTrainer:
     def run(self) -> dict:
         config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        write_json(dataclasses.asdict(config), self.run_dir / "config.json")
         deadline = time.time() + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
         history, started = [], time.time()
         with RunLog(self.run_dir) as log:
@@ -231,13 +233,13 @@ class BaselineTrainer:
                   "labeled_examples": len(self.labeled)}
         for name in ("valid", "test"):
             result[f"{name}_class_error"] = classification_error(self.model, *self.data[name])
-        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_json(result, self.run_dir / "result.json")
         return result
 
 
 def load_baseline_splits(config: BaselineConfig, data_dir=None) -> dict:
     """The train, valid and test splits of the config's dataset."""
-    from . import datasets
+    from .. import datasets
 
     extra = {} if config.dataset == "mnist" else {"n_digits": config.digits}
     return {name: datasets.load(config.dataset, name, data_dir, **extra) for name in ("train", "valid", "test")}

@@ -1,0 +1,44 @@
+"""Command line: ``tagger train | eval | show | bench | baseline | rc | demo | data``.
+``tagger CMD --help`` explains each. Every command turns its flags into typed settings and calls
+the library; a :class:`tagger.errors.UserError` (or an OS error) is one line and exit code 2."""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import UserError
+from .parser import build_parser
+
+USER_ERRORS = (UserError, OSError)
+
+
+def _command(name: str):
+    """The function that runs command ``name`` on parsed arguments."""
+    from . import baselines, inspect, train
+
+    return {"train": train.run_train, "demo": train.run_demo, "data": train.run_data, "bench": train.run_bench,
+            "eval": inspect.run_eval, "show": inspect.run_show,
+            "baseline": baselines.run_baseline, "rc": baselines.run_rc}[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if getattr(args, "mnist_dir", None) is not None:  # the MNIST loader reads it from the environment
+        os.environ["TAGGER_MNIST"] = str(args.mnist_dir)
+    try:
+        return int(_command(args.command)(args) or 0)
+    except KeyboardInterrupt:
+        print("tagger: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one line for users, traceback with --debug
+        if args.debug:
+            raise
+        user = isinstance(error, USER_ERRORS)
+        kind = "error" if user else f"internal error ({type(error).__name__})"
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"tagger: {kind}: {message}" + ("" if user else " (rerun with --debug)"), file=sys.stderr)
+        return 2 if user else 1

@@ -1,0 +1,174 @@
+"""``tagger eval`` (Table 1a for a run) and ``tagger show`` (a figure like the paper's Figure 4)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import datasets
+from ..checkpoint import find_checkpoint, load_model, read_checkpoint
+from ..errors import ConfigError
+
+
+@dataclass
+class EvalOptions:
+    """What ``tagger eval`` and ``tagger show`` do (see their ``--help``)."""
+
+    run_dir: Path
+    split: str = "test"
+    iterations: int = 5
+    groups: int | None = None
+    examples: int = 0
+    batch_size: int = 100
+    objects: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    data_dir: Path | None = None
+    output: Path | None = None
+    order: str = "first"  # show: first examples, or spread over the AMI ranking of ``pool``
+    pool: int = 1000
+    remove_group: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "EvalOptions":
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+    def replace(self, **changes) -> "EvalOptions":
+        return dataclasses.replace(self, **changes)
+
+    def check(self) -> "EvalOptions":
+        for flag in ("iterations", "groups", "batch_size"):
+            value = getattr(self, flag)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+        if self.examples < 0:
+            raise ConfigError(f"--examples must be >= 0, got {self.examples}")
+        return self
+
+
+def _load(options: EvalOptions):
+    """The run's config and model, and the split's first ``examples`` inputs and objects."""
+    from ..training.device import resolve_device
+
+    device = resolve_device(options.device)
+    config, _, _, _ = read_checkpoint(options.run_dir)
+    model = load_model(options.run_dir, device=device)
+    train = config.train
+    extra = train.data_kwargs()
+    if options.objects is not None:
+        if train.dataset != "shapes":
+            raise ConfigError("--objects applies to Shapes runs only")
+        extra["n_objects"] = options.objects
+    split = datasets.load(train.dataset, options.split, options.data_dir, **extra)
+    count = options.examples or len(split)
+    features = torch.as_tensor(split.features[:count]).to(device)  # (N, D)
+    objects = torch.as_tensor(split.objects[:count].astype("int64"))  # (N, P): per pixel
+    return config, model, split, features, objects
+
+
+def _run_dir_of(path: Path) -> Path:
+    folder = find_checkpoint(path)
+    return folder.parent if folder.name.startswith("checkpoint") else folder
+
+
+def evaluate_run(options: EvalOptions) -> dict:
+    """Table 1a for a run: written as JSON next to it, printed as a table."""
+    from ..evaluate import evaluate, format_table, write_json
+
+    config, model, split, features, objects = _load(options.check())
+    labels = None
+    if config.train.class_cost > 0:  # a semi-supervised run: also the classification error
+        labels = torch.as_tensor(split.labels[:features.shape[0]].astype("int64"))
+    started = time.time()
+    subsets = None
+    if split.colors is not None:  # Tetrominoes: pieces of distinct colours vs a repeated colour
+        from ..baselines.colour import distinct_colours
+
+        distinct = distinct_colours(split.colors[:features.shape[0]])
+        subsets = {"distinct colours": distinct, "repeated colour": ~distinct}
+    result = evaluate(model, features, objects, iterations=options.iterations, groups=options.groups,
+                      batch_size=options.batch_size, seed=options.seed, progress=True, labels=labels,
+                      subsets=subsets)
+    result.update(split=split.name, preset=config.preset, norm=config.model.norm,
+                  seconds=round(time.time() - started, 2))
+    suffix = f"_{options.objects}obj" if options.objects is not None else ""
+    output = options.output or _run_dir_of(options.run_dir) / f"eval_{options.split}{suffix}.json"
+    write_json(result, output)
+    print(format_table(result, f"{split.name}: {result['examples']} examples, K={result['groups']}"))
+    print(f"written {output}")
+    return result
+
+
+def _infer_in_batches(model, features, options: EvalOptions, generator):
+    """Masks, reconstructions and top outputs ``(T, N, ...)`` of ``features`` in evaluation batches
+    (a BatchNorm model normalises over its batch, so a figure must use the evaluation's batches)."""
+    outputs = [model.infer(features[start:start + options.batch_size], iterations=options.iterations,
+                           groups=options.groups, generator=generator, remove_groups=tuple(options.remove_group))
+               for start in range(0, features.shape[0], options.batch_size)]
+    return (torch.cat([out.masks for out in outputs], 1), torch.cat([out.reconstructions for out in outputs], 1),
+            torch.cat([out.top for out in outputs], 1))
+
+
+def _chosen_examples(options: EvalOptions, masks, objects) -> tuple[list[int], list[str] | None]:
+    """``--order first``: the first N; ``--order ami``: N spread over the pool's AMI ranking, best first."""
+    if options.order == "first":
+        return list(range(options.examples)), None
+    from .. import metrics
+
+    scores = metrics.ami(objects, masks[-1].cpu())  # (pool,)
+    ranked = scores.argsort(descending=True)
+    positions = torch.linspace(0, len(ranked) - 1, options.examples).round().long()
+    chosen = ranked[positions].tolist()
+    return chosen, [f"AMI {scores[i]:.2f}" for i in chosen]
+
+
+def _class_captions(top, split, chosen, captions) -> list[str]:
+    """Semi-supervised runs: true and predicted classes (last iteration) under each example."""
+    from ..classify import class_probabilities
+
+    ranked = class_probabilities(top[-1, chosen]).argsort(dim=-1, descending=True).cpu()
+    labels = split.labels[chosen]
+    return [(captions[b] + "\n" if captions else "") + f"true {','.join(map(str, row))}\n"
+            f"pred {','.join(map(str, ranked[b, :len(row)].tolist()))}" for b, row in enumerate(labels.tolist())]
+
+
+def show_run(options: EvalOptions) -> int:
+    """A PNG of groupings like the paper's Figure 4, written next to the run."""
+    from ..visualize import grouping_figure
+
+    shown = options.examples
+    pool = options.pool if options.order == "ami" else shown
+    if shown < 1 or pool < shown:
+        raise ConfigError(f"--examples must be >= 1 and --pool >= --examples, got {shown} and {pool}")
+    config, model, split, features, objects = _load(options.replace(examples=max(pool, options.batch_size)).check())
+    generator = torch.Generator(device=features.device).manual_seed(options.seed)
+    remove = list(options.remove_group)
+    try:
+        model.removal(remove, options.groups or config.model.groups, features.device)
+    except ValueError as error:
+        raise ConfigError(f"--remove-group: {error}") from None
+    masks, reconstructions, top = _infer_in_batches(model, features, options, generator)  # (T, N, K, D)
+    chosen, captions = _chosen_examples(options, masks[:, :pool], objects[:pool])
+    if config.train.class_cost > 0:
+        captions = _class_captions(top, split, chosen, captions)
+    removed = "_without" + "-".join(map(str, remove)) if remove else ""
+    output = options.output or _run_dir_of(options.run_dir) / f"groupings_{options.split}{removed}.png"
+    grouping_figure(features[chosen], objects[chosen], masks[:, chosen], reconstructions[:, chosen],
+                    split.image_shape, output, title=f"{split.name} ({config.preset}, {config.model.norm} norm)"
+                    + (f", group {', '.join(map(str, remove))} removed in the last iteration" if remove else ""),
+                    captions=captions)
+    print(f"written {output}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    evaluate_run(EvalOptions.from_args(args))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    return show_run(EvalOptions.from_args(args))

@@ -1,0 +1,127 @@
+"""``tagger train``, ``tagger demo``, ``tagger data`` and ``tagger bench``."""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import datasets
+from ..checkpoint import find_checkpoint, read_checkpoint
+from ..config import Config, preset
+from ..errors import ConfigError
+from .flags import apply_flags
+
+RESUMABLE = ("epochs", "max_minutes", "checkpoint_every")  # what may change on --resume
+
+
+@dataclass
+class TrainJob:
+    """What ``tagger train`` does: train ``config`` into ``run_dir`` (or continue it there)."""
+
+    config: Config
+    run_dir: Path
+    resume: bool = False
+    device: str = "auto"
+    compile: str = "off"
+    data_dir: Path | None = None
+    progress: bool = True
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The preset named by ``--preset`` with every given override applied; validated."""
+    config = preset(args.preset, args.dataset, args.digits)
+    apply_flags(config.model, args, "model.")
+    apply_flags(config.train, args, "train.")
+    return config.validate()
+
+
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    common = dict(device=args.device, compile=args.compile, data_dir=args.data_dir, progress=not args.no_progress)
+    if args.resume is not None:
+        config, _, _, _ = read_checkpoint(args.resume)
+        apply_flags(config.train, args, "train.", only=RESUMABLE)
+        return TrainJob(config.validate(), Path(args.resume), resume=True, **common)
+    config = config_from_args(args)
+    return TrainJob(config, args.run_dir or Path("runs") / f"{args.dataset}-{args.preset}", **common)
+
+
+def train(job: TrainJob) -> dict:
+    """Run a :class:`TrainJob` (under ``torchrun``: this process's part); returns the last
+    validation row on the main process, ``{}`` elsewhere or before the first epoch ends."""
+    from ..training import distributed
+    from ..training.device import apply_process_settings, resolve_device
+    from ..training.trainer import Trainer
+
+    if not job.resume:
+        if job.config.train.init_from:
+            find_checkpoint(Path(job.config.train.init_from))  # fail before loading any data
+        if (job.run_dir / "checkpoint").exists():
+            raise ConfigError(f"--run-dir {job.run_dir} already holds a run; use --resume {job.run_dir} "
+                              "or another --run-dir")
+    ranks, device_name = distributed.setup(job.device)
+    try:
+        device = resolve_device(device_name)
+        apply_process_settings(job.config.train, device)
+        trainer = Trainer(job.config, job.run_dir, device, data_dir=job.data_dir, progress=job.progress,
+                          compile=job.compile, ranks=ranks)
+        if ranks.main:
+            print(f"training {job.config.preset} ({job.config.train.dataset}, {job.config.model.norm} norm) on "
+                  f"{device} x {ranks.world} -> {job.run_dir}")
+        last = trainer.run(resume=job.resume)
+    finally:
+        distributed.teardown()
+    if ranks.main:
+        _report(job, last)
+    return last if ranks.main else {}
+
+
+def _report(job: TrainJob, last: dict) -> None:
+    if not last:
+        print(f"stopped before the first epoch ended; checkpoint in {job.run_dir} (--resume {job.run_dir} continues)")
+        return
+    last_t = job.config.train.eval_iterations
+    print(f"done: epoch {last['epoch']}, valid AMI / FG-ARI (last iteration) "
+          f"{last[f'valid_ami_{last_t}']:.3f} / {last[f'valid_ari_{last_t}']:.3f}; checkpoint in {job.run_dir}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    train(job_from_args(args))
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Train the ``quick`` Shapes model (or continue it), then Table 1a and a figure."""
+    from .inspect import EvalOptions, evaluate_run, show_run
+
+    run_dir = Path(args.run_dir)
+    common = dict(device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
+    if (run_dir / "checkpoint").exists():
+        print(f"{run_dir} holds a run already; resuming it")
+        config, _, _, _ = read_checkpoint(run_dir)
+        train(TrainJob(config, run_dir, resume=True, **common))
+    else:
+        config = preset("quick")
+        config.train.max_minutes = args.max_minutes or 0.0
+        config.train.epochs = args.epochs or config.train.epochs
+        config.train.train_examples = args.train_examples or config.train.train_examples
+        train(TrainJob(config.validate(), run_dir, **common))
+    options = EvalOptions(run_dir=run_dir, device=args.device, data_dir=args.data_dir)
+    evaluate_run(options.replace(examples=args.eval_examples))
+    return show_run(options.replace(examples=4))
+
+
+def run_data(args: argparse.Namespace) -> int:
+    started = time.time()
+    kwargs = {"n_digits": args.digits} if args.dataset == "texture-mnist" else {}
+    split = datasets.load(args.dataset, "train", args.data_dir, **kwargs)
+    print(f"{split.name}: {len(split)} examples of {split.input_size} elements, "
+          f"cached in {datasets.data_dir(args.data_dir)} ({time.time() - started:.1f} s)")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from ..training.bench import BenchOptions, run_benchmark
+
+    run_benchmark(BenchOptions(**{name: getattr(args, name) for name in BenchOptions.__dataclass_fields__}))
+    return 0

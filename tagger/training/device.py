@@ -1,0 +1,37 @@
+"""Where training runs, and the process-wide settings a run needs; applied once by the entry
+point (the command line, a script or a test), never by a constructor."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..config import TrainConfig
+from ..errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; a :class:`ConfigError` for a device this machine lacks."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device (try auto, cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def apply_process_settings(train: TrainConfig, device: torch.device) -> None:
+    """Seed torch's global RNG (weights, noise, masks), and switch on deterministic algorithms
+    and TF32 matmuls as the config and the device ask. Call before building the model."""
+    torch.manual_seed(train.seed)
+    if train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+        torch.use_deterministic_algorithms(True)
+    if device.type == "cuda":  # TF32 matmuls on GPU (fp32 storage); see docs/performance.md
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True

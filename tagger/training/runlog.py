@@ -1,0 +1,62 @@
+"""A run's log: epoch rows appended to ``metrics.csv`` and TensorBoard (``tb/``); shared by
+Tagger's training, the baselines and Reconstruction Clustering."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+class RunLog:
+    """Appends epoch rows to ``metrics.csv`` and TensorBoard (``tb/``)."""
+
+    def __init__(self, run_dir: Path, history: list[dict] = (), enabled: bool = True, echo: bool = True):
+        self.path = Path(run_dir) / "metrics.csv"
+        self.echo = echo  # print a summary line per epoch
+        self.run_dir = Path(run_dir)
+        self.writer = None
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.path.unlink(missing_ok=True)  # rewritten from the checkpoint's history (exact on resume)
+        for row in history:
+            self.write_row(row)
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tb"))
+        except Exception:  # tensorboard missing or broken: CSV is enough
+            self.writer = None
+        return self
+
+    def write_row(self, row: dict) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def __call__(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        self.write_row(row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key not in ("epoch", "step"):
+                    self.writer.add_scalar(key, value, row["epoch"])
+            self.writer.flush()
+        if not self.echo:
+            return
+        summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                           if k in ("epoch", "train_cost", "class_cost", "valid_class_error") or k.startswith("valid_ami"))
+        tqdm.write(summary)
+
+    def __exit__(self, *exc):
+        if self.writer is not None:
+            self.writer.close()

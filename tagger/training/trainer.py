@@ -1,0 +1,198 @@
+"""The training loop: Adam on the denoising cost averaged over iterations, validation each
+epoch, CSV + TensorBoard logs, atomic checkpoints and exact resume.
+
+One step runs through three files: :meth:`Trainer.train_epoch` here calls the step function
+from :mod:`tagger.training.steps`, which runs :class:`tagger.model.Tagger`.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import datasets
+from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
+from ..config import Config
+from ..errors import ConfigError, TrainingError
+from ..evaluate import evaluate
+from ..model import Tagger
+from .device import resolve_device
+from .distributed import Ranks
+from .labeled import LabeledStream, initialise_from
+from .runlog import RunLog
+from .state import TrainState, optimizer_tensors, restore_optimizer, restore_rng, rng_tensors
+from .steps import make_step
+
+
+def load_splits(config: Config, data_dir=None):
+    """The training and validation :class:`~tagger.datasets.common.Split` s, checked against the model."""
+    train = config.train
+    train_split = datasets.load(train.dataset, "train", data_dir, **train.data_kwargs())
+    valid_split = datasets.load(train.dataset, "valid", data_dir, **train.data_kwargs())
+    if train_split.input_size != config.model.input_size:
+        raise ConfigError(f"the model's input_size {config.model.input_size} does not match the data "
+                          f"({train_split.input_size} elements per example)")
+    return train_split, valid_split
+
+
+class Trainer:
+    """Owns model, step strategy, data, data-order RNG, training state and the run directory.
+
+    The process-wide settings (seed, deterministic algorithms, TF32) are the caller's:
+    :func:`tagger.training.device.apply_process_settings` before constructing it.
+
+    Args:
+        compile: the step strategy (:data:`tagger.training.steps.MODES`; ``off`` = eager).
+        ranks: this process's place under ``torchrun`` (default: not distributed).
+    """
+
+    def __init__(self, config: Config, run_dir: Path, device: torch.device | str = "cpu", data_dir=None,
+                 progress: bool = True, compile: str = "off", ranks: Ranks = Ranks()):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.ranks = ranks
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.progress = progress and ranks.main
+        self.model = Tagger(config.model).to(self.device)
+        self.order = torch.Generator().manual_seed(config.train.seed + 1)  # data order (CPU)
+        self.load_data(data_dir)
+        self.state = TrainState()
+        self.epoch_order_state = self.order.get_state()
+        self.step = make_step(compile, self.model, config, self.device, ranks, self.labeled)
+
+    def load_data(self, data_dir) -> None:
+        """The training inputs, validation inputs, objects (and labels) on the device, once."""
+        train = self.config.train
+        train_split, valid_split = load_splits(self.config, data_dir)
+        count = train.train_examples or len(train_split)
+        valid_count = train.valid_examples or len(valid_split)
+        on_device = lambda array: torch.as_tensor(array).to(self.device)  # noqa: E731
+        self.train_x = on_device(train_split.features[:count])  # (N, D)
+        self.valid_x = on_device(valid_split.features[:valid_count])
+        self.valid_objects = on_device(valid_split.objects[:valid_count].astype("int64"))
+        self.labeled, self.valid_labels = None, None  # semi-supervised runs (class_cost > 0)
+        if train.class_cost > 0:
+            self.labeled = LabeledStream(self.config, train_split, self.device)
+            self.valid_labels = on_device(valid_split.labels[:valid_count].astype("int64"))
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self) -> None:
+        """Checkpoint (rank 0 writes; every rank waits for it)."""
+        tensors = rng_tensors(self.device, self.epoch_order_state)
+        tensors.update(optimizer_tensors(self.model, self.step.optimizer))
+        if self.labeled is not None:
+            self.state.labeled_position = self.labeled.position
+            tensors.update(self.labeled.tensors())
+        if self.ranks.main:
+            save_checkpoint(self.run_dir, self.config, self.model, self.state.to_dict(), tensors)
+        self.ranks.barrier()
+
+    def restore(self) -> None:
+        """Continue from ``run_dir``'s checkpoint: weights, Adam, RNG, position."""
+        _, state, weights, tensors = read_checkpoint(self.run_dir)
+        load_weights(self.model, weights, self.run_dir)
+        restore_optimizer(self.model, self.step.optimizer, tensors, self.step.capturable)
+        self.epoch_order_state = restore_rng(self.device, tensors)
+        self.state = TrainState.from_dict(state)
+        if self.labeled is not None:
+            self.labeled.restore(self.state.labeled_position, tensors)
+
+    # -- steps ----------------------------------------------------------------------------
+    def epoch_batches(self):
+        """Yield ``(position, indices)`` for the rest of the current epoch."""
+        self.order.set_state(self.epoch_order_state)
+        permutation = torch.randperm(self.train_x.shape[0], generator=self.order)
+        size = self.config.train.batch_size
+        steps = self.train_x.shape[0] // size  # drop the last partial batch (fixed shapes)
+        for position in range(self.state.position, steps):
+            yield position, permutation[position * size:(position + 1) * size].to(self.device)
+
+    def train_epoch(self, deadline: float) -> bool:
+        """Run the rest of one epoch; False if stopped early by the time limit."""
+        train, state = self.config.train, self.state
+        steps = self.train_x.shape[0] // train.batch_size
+        bar = tqdm(total=steps, initial=state.position, disable=not self.progress,
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0,
+                   desc=f"epoch {state.epoch + 1}/{train.epochs}", leave=False)
+        started, running = time.time(), []
+        for position, indices in self.epoch_batches():
+            running.append(self.step.fn(self.train_x[indices]))
+            state.step += 1
+            state.position = position + 1
+            bar.update(1)
+            if len(running) == 20 or position + 1 == steps:  # one host sync per 20 steps
+                self.check_loss(self.ranks.mean(torch.stack(running).mean()).item(), bar)
+                state.train_costs.append(state.last_loss)
+                running = []
+            if train.checkpoint_every and state.step % train.checkpoint_every == 0:
+                state.elapsed += time.time() - started
+                started = time.time()
+                self.save()
+            if time.time() > deadline:
+                break
+        bar.close()
+        state.elapsed += time.time() - started
+        return state.position == steps
+
+    def check_loss(self, value: float, bar) -> None:
+        if not math.isfinite(value):
+            raise TrainingError(f"loss became {value} at step {self.state.step}; "
+                                f"stopped, last good checkpoint kept in {self.run_dir}")
+        self.state.last_loss = value
+        bar.set_postfix(cost=f"{value:.4f}")
+
+    # -- epochs ---------------------------------------------------------------------------
+    def validate(self) -> dict:
+        train = self.config.train
+        return evaluate(self.model, self.valid_x, self.valid_objects, iterations=train.eval_iterations,
+                        batch_size=train.eval_batch_size, seed=train.seed, labels=self.valid_labels)
+
+    def end_epoch(self, log) -> None:
+        result, state = self.validate(), self.state
+        row = {"epoch": state.epoch + 1, "step": state.step, "elapsed_s": round(state.elapsed, 2),
+               "train_cost": sum(state.train_costs) / max(len(state.train_costs), 1)}
+        for index, (cost, score, ari) in enumerate(zip(result["denoising_cost"], result["ami"], result["ari"]), start=1):
+            row[f"valid_cost_{index}"], row[f"valid_ami_{index}"], row[f"valid_ari_{index}"] = cost, score, ari
+        for index, error in enumerate(result.get("class_error", []), start=1):
+            row[f"valid_class_error_{index}"] = error
+        if hasattr(self.model.likelihood, "v"):  # continuous data: the learned variance
+            row["v"] = float(self.model.likelihood.v.detach())
+        log(row)
+        state.history.append(row)
+        state.train_costs = []
+        state.epoch += 1
+        state.position = 0
+        self.epoch_order_state = self.order.get_state()
+        self.save()
+
+    def initialise(self) -> None:
+        """``--init RUN``: start from another run's weights where names and shapes match."""
+        source = self.config.train.init_from
+        loaded, fresh = initialise_from(self.model, source, keep_v=self.config.model.v_init is not None)
+        if self.ranks.main:
+            rest = f"{len(fresh)} start fresh: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}" \
+                if fresh else "none start fresh"
+            print(f"initialised {len(loaded)} weights from {source}; {rest}")
+
+    def run(self, resume: bool = False) -> dict:
+        """Train to ``epochs`` (or ``max_minutes``); returns the last validation row."""
+        if resume:
+            self.restore()
+        elif self.config.train.init_from:
+            self.initialise()
+        if self.ranks.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.run_dir / "config.json")
+        train = self.config.train
+        deadline = time.time() + (train.max_minutes * 60 if train.max_minutes else float("inf"))
+        with RunLog(self.run_dir, self.state.history, enabled=self.ranks.main) as log:
+            while self.state.epoch < train.epochs:
+                if not self.train_epoch(deadline):
+                    self.save()
+                    break
+                self.end_epoch(log)
+        return self.state.history[-1] if self.state.history else {}

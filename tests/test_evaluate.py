@@ -1,0 +1,57 @@
+"""evaluate()'s aggregation, against numbers worked out by hand on a model whose outputs we set."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from tagger.evaluate import evaluate
+
+OBJECTS = torch.tensor([[1, 1, 2, 2]] * 4)  # (N=4, D=4): two objects per example
+PERFECT = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1]])  # (K=2, D): groups = objects, AMI 1
+MERGED = torch.tensor([[1.0, 1, 1, 1], [0, 0, 0, 0]])  # everything in one group, AMI 0
+
+
+class FakeModel:
+    """Iteration 1 groups every example perfectly; iteration 2 only examples 0 and 1. The
+    corrupted pass costs ``index + 10 * iteration`` for the example at ``index``."""
+
+    config = SimpleNamespace(groups=2)
+
+    def __init__(self):
+        self.training, self.seen = True, []
+
+    def eval(self):
+        self.training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def _index(self, x):  # the inputs carry their example index in every element
+        return x[:, 0].long()
+
+    def __call__(self, x, iterations, groups, corrupt, generator):
+        assert corrupt and not self.training
+        self.seen.append(x.shape[0])
+        index = self._index(x).double()  # (B,)
+        return SimpleNamespace(costs=torch.stack([index + 10 * t for t in range(1, iterations + 1)]))  # (T, B)
+
+    def infer(self, x, iterations, groups, generator):
+        index = self._index(x)
+        second = torch.stack([PERFECT if i < 2 else MERGED for i in index.tolist()])  # (B, K, D)
+        masks = torch.stack([PERFECT.expand(len(index), 2, 4), second])  # (T=2, B, K, D)
+        return SimpleNamespace(masks=masks, top=None)
+
+
+def test_per_iteration_means_over_uneven_batches():
+    model = FakeModel()
+    features = torch.arange(4.0)[:, None].expand(4, 4).contiguous()  # example i is all i
+    result = evaluate(model, features, OBJECTS, iterations=2, batch_size=3)
+    assert model.seen == [3, 1] and model.training  # two batches (3 + 1), training mode restored
+    # costs: mean over examples of i + 10 t = 1.5 + 10 t
+    assert result["denoising_cost"] == pytest.approx([11.5, 21.5], abs=1e-12)
+    # AMI: iteration 1 all perfect; iteration 2 two perfect (1) and two merged (0)
+    assert result["ami"] == pytest.approx([1.0, 0.5], abs=1e-6)
+    # spread over examples (unbiased std): 0, and sqrt(4 * 0.25 / 3)
+    assert result["ami_std"] == pytest.approx([0.0, (1 / 3) ** 0.5], abs=1e-6)
+    assert result["iterations"] == [1, 2] and result["examples"] == 4 and result["groups"] == 2
+    assert "class_error" not in result
