@@ -24,19 +24,17 @@ from tagger.config import preset
 from tagger.training.trainer import Trainer
 from tagger.training.device import apply_process_settings
 
-VARIANTS = {  # name -> {"model.FIELD" | "train.FIELD": value}
-    "ref": {"model.norm": "batch"},  # the reference's continuous recipe (BatchNorm, v from 2.41)
-    "ln-ref": {"model.norm": "layer"},
-    "ln-v0.3": {"model.norm": "layer", "model.v_init": 0.3},
-    "ln-v0.1": {"model.norm": "layer", "model.v_init": 0.1},
-    "ln-logv0.3": {"model.norm": "layer", "model.v_init": 0.3, "model.v_param": "log"},
-    "bn-logv0.3": {"model.norm": "batch", "model.v_init": 0.3, "model.v_param": "log"},
-    "ln-logv0.3-lr3": {"model.norm": "layer", "model.v_init": 0.3, "model.v_param": "log", "train.lr": 3e-3},
-    "ln-logv0.3-b32": {"model.norm": "layer", "model.v_init": 0.3, "model.v_param": "log", "train.batch_size": 32},
-    "ln-fixv0.2-b32": {"model.norm": "layer", "model.v_init": 0.2, "model.v_param": "fixed", "train.lr": 2e-3,
-                       "train.batch_size": 32},
-    "bn-fixv0.2-b32": {"model.norm": "batch", "model.v_init": 0.2, "model.v_param": "fixed", "train.lr": 2e-3,
-                       "train.batch_size": 32},
+def _variant(norm: str, v_param: str, v_init, lr: float, batch: int) -> dict:
+    return {"model.norm": norm, "model.v_param": v_param, "model.v_init": v_init, "train.lr": lr,
+            "train.batch_size": batch}
+
+
+VARIANTS = {  # name -> {"model.FIELD" | "train.FIELD": value}, applied on top of --preset
+    "ref-b100": _variant("batch", "reference", None, 1e-3, 100),  # the reference's recipe at quick width
+    "ln-ref-b100": _variant("layer", "reference", None, 1e-3, 100),
+    "ln-logv0.3-b100": _variant("layer", "log", 0.3, 1e-3, 100),
+    "ln-fixv0.2-b32": _variant("layer", "fixed", 0.2, 2e-3, 32),
+    "bn-fixv0.2-b32": _variant("batch", "fixed", 0.2, 2e-3, 32),
 }
 
 
