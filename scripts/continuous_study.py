@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from tagger.config import preset
-from tagger.training.trainer import Trainer
 from tagger.training.device import apply_process_settings
+from tagger.training.trainer import Trainer
+
 
 def _variant(norm: str, v_param: str, v_init, lr: float, batch: int) -> dict:
     return {"model.norm": norm, "model.v_param": v_param, "model.v_init": v_init, "train.lr": lr,
