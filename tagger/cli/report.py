@@ -133,7 +133,7 @@ def _figures(run_dir: Path, options: EvalOptions) -> list[tuple[str, bytes]]:
     """The Figure-4 groupings (examples spread over the AMI ranking, best first) and group 0
     removed in the last iteration (Figure 4b), both drawn by ``tagger show``."""
     ranked = options.replace(examples=5, order="ami", pool=options.examples, output=options.output / "ranked.png")
-    removal = options.replace(examples=3, remove_group=[0], output=options.output / "removal.png")
+    removal = options.replace(examples=2, remove_group=[0], output=options.output / "removal.png")
     show_run(ranked)
     show_run(removal)
     return [(f"Groupings of 5 test examples spread over the AMI ranking of {options.examples}, best first "
