@@ -20,7 +20,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from .inspect import EvalOptions, _run_dir_of, evaluate_run, show_run
 
 CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}h1{font-size:1.4em}h2{font-size:1.15em;
@@ -198,10 +198,14 @@ def summary_table(run_dirs: list[Path], results: dict) -> str:
         "test: Table 1a's last iteration.</p>"
 
 
-def build_report(run_dirs: list[Path], output: Path, examples: int = 500, device: str = "auto",
+def build_report(run_dirs: list[Path], output: Path | None = None, examples: int = 500, device: str = "auto",
                  data_dir: Path | None = None) -> Path:
-    """Write the page for ``run_dirs`` to ``output``."""
+    """Write the page for ``run_dirs`` to ``output`` (default: ``RUN_DIR/report.html`` for one
+    run, ``report.html`` in the current directory for several)."""
+    if examples < 5:
+        raise ConfigError(f"--examples must be >= 5 (the figure shows 5 of them), got {examples}")
     run_dirs = [_run_dir_of(Path(d)) for d in run_dirs]
+    output = output or (run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("report.html"))
     results: dict = {}
     # eval/show print what they write; here that is scratch files, so only the page is announced
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
@@ -228,7 +232,6 @@ def build_report(run_dirs: list[Path], output: Path, examples: int = 500, device
 
 
 def run_report(args: argparse.Namespace) -> int:
-    default = _run_dir_of(args.run_dirs[0]) / "report.html" if len(args.run_dirs) == 1 else Path("report.html")
-    output = build_report(args.run_dirs, args.output or default, args.examples, args.device, args.data_dir)
+    output = build_report(args.run_dirs, args.output, args.examples, args.device, args.data_dir)
     print(f"written {output}")
     return 0
