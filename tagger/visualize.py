@@ -18,7 +18,7 @@ def colour_groups(labels: np.ndarray, intensity: np.ndarray) -> np.ndarray:
 
 
 def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.Tensor,
-                    reconstructions: torch.Tensor, image_shape: tuple[int, int], path: Path,
+                    reconstructions: torch.Tensor, image_shape: tuple[int, int], path,
                     title: str = "", captions: list[str] | None = None,
                     iteration_names: list[str] | None = None) -> Path:
     """Write a PNG grid: one block of K+1 rows per example.
@@ -29,7 +29,7 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
         masks: ``(T, B, K, P)`` and reconstructions ``(T, B, K, D)`` from :meth:`tagger.Tagger.infer`.
         image_shape: ``(H, W)`` with ``H * W == D``, or ``(H, W, C)`` for colour images
             (pixel-major, ``P = H * W``, masks per pixel).
-        path: output PNG.
+        path: output PNG, or a binary buffer (e.g. ``io.BytesIO``: TensorBoard images, report pages).
         captions: optional text per example, written under its ground truth (e.g. classes).
         iteration_names: column titles per iteration (default ``iter 1`` .. ``iter T``).
     """
@@ -72,9 +72,12 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / rows) if title else None)
     if title:
         fig.suptitle(title, y=1.0 - 0.1 / rows)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    if hasattr(path, "write"):  # a buffer: the caller embeds the PNG, no file is written
+        fig.savefig(path, dpi=80, format="png")
+    else:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 

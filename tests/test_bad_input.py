@@ -90,6 +90,9 @@ CLI_FLAG_CASES = [
     (["train", "texture-mnist", "--preset", "quick-semi", "--init", "/nonexistent/run"], "no such"),
     (["eval", "/nonexistent/run"], "no such"),
     (["show", "/nonexistent/run"], "no such"),
+    (["probe", "/nonexistent/run"], "no such"),
+    (["report", "/nonexistent/run"], "no such"),
+    (["report", "/nonexistent/run", "--examples", "2"], "--examples"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The argument parser of ``tagger train | eval | show | bench | baseline | rc | demo | data``.
+"""The argument parser of ``tagger train | eval | show | probe | report | bench | baseline | rc | demo | data``.
 
 Config overrides are not declared here: :func:`tagger.cli.flags.add_config_flags` derives them
 from the config dataclasses (:class:`~tagger.config.ModelConfig`, :class:`~tagger.config.TrainConfig`,
@@ -22,6 +22,8 @@ EXAMPLES = """examples:
   tagger train --resume runs/shapes-ln          # continue an interrupted run exactly
   tagger eval runs/shapes-ln --iterations 5     # Table 1a on the test split, JSON in the run dir
   tagger show runs/shapes-ln                    # PNG of groupings like the paper's Figure 4
+  tagger probe runs/shapes-ln                   # generalisation: 1..5 shapes x K 2..6 x T 1..10
+  tagger report runs/shapes-ln                  # one self-contained HTML page of the run
   tagger bench --preset paper --device cuda     # throughput and FLOP utilisation
   tagger train texture-mnist --preset paper-semi --init runs/t2-pretrain   # Table 2 stage, 1,000 labels
   tagger baseline --model ladder --digits 2 --labeled 1000                 # a Table 2 baseline
@@ -59,6 +61,31 @@ def _add_eval_commands(commands) -> None:
             sub.add_argument("--remove-group", type=int, action="append", default=[], metavar="K",
                              help="drop group K (0-based; repeatable) in the last iteration, so the other groups "
                                   "explain the input without it: the paper's Figure 4b, E2")
+
+
+def _add_probe_and_report(commands) -> None:
+    """``tagger probe`` (the generalisation grid) and ``tagger report`` (one HTML page)."""
+    text = "generalisation of a Shapes run: AMI over shapes per image x groups K x iterations T"
+    sub = commands.add_parser("probe", help=text, description=text + "; writes probe.json and probe.md into the run")
+    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
+    sub.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="shapes per image (default 1-5)")
+    sub.add_argument("--groups", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="K values (default 2-6)")
+    sub.add_argument("--iterations", type=int, default=10, help="T: one run, every iteration 1..T read (default 10)")
+    sub.add_argument("--examples", type=int, default=1000, help="test images per cell (default 1000)")
+    sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--device", default="auto")
+    sub.add_argument("--data-dir", type=Path)
+    text = "one self-contained HTML page of one run, or of several side by side"
+    sub = commands.add_parser("report", help=text, description=text + " (figures embedded, opens offline)")
+    sub.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    sub.add_argument("--output", type=Path, help="HTML file (default RUN_DIR/report.html for one run, "
+                     "report.html in the current directory for several)")
+    sub.add_argument("--examples", type=int, default=500, help="test examples for Table 1a when the run has no "
+                     "eval_test.json, and the pool the figure's examples are ranked in (default 500)")
+    sub.add_argument("--device", default="auto")
+    sub.add_argument("--data-dir", type=Path)
+    sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
 
 
 def _add_baseline_command(commands) -> None:
@@ -130,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_command(commands)
     _add_eval_commands(commands)
+    _add_probe_and_report(commands)
 
     bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
     bench.add_argument("--dataset", default="shapes", choices=list(DATASETS))

@@ -8,6 +8,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 
+# TensorBoard's "Custom Scalars" tab: every iteration's validation curve in one chart per metric,
+# so one sees live whether later iterations keep improving on the earlier ones (tags valid_ami_1 ..).
+PER_ITERATION = {"validation, per iteration": {
+    "AMI": ["Multiline", [r"^valid_ami_\d+$"]],
+    "FG-ARI": ["Multiline", [r"^valid_ari_\d+$"]],
+    "denoising cost": ["Multiline", [r"^valid_cost_\d+$"]],
+}}
+
+
 class RunLog:
     """Appends epoch rows to ``metrics.csv`` and TensorBoard (``tb/``)."""
 
@@ -30,9 +39,20 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
+            self.writer.add_custom_scalars(PER_ITERATION)
         except Exception:  # tensorboard missing or broken: CSV is enough
             self.writer = None
         return self
+
+    def image(self, tag: str, png, epoch: int) -> None:
+        """A PNG (a buffer, e.g. :func:`tagger.visualize.grouping_figure`'s) as a TensorBoard image."""
+        if self.writer is None:
+            return
+        from matplotlib.image import imread
+
+        png.seek(0)
+        self.writer.add_image(tag, imread(png, format="png")[..., :3], epoch, dataformats="HWC")  # drop alpha
+        self.writer.flush()
 
     def write_row(self, row: dict) -> None:
         new = not self.path.exists()

@@ -74,6 +74,7 @@ class Trainer:
         self.train_x = on_device(train_split.features[:count])  # (N, D)
         self.valid_x = on_device(valid_split.features[:valid_count])
         self.valid_objects = on_device(valid_split.objects[:valid_count].astype("int64"))
+        self.image_shape = valid_split.image_shape  # for the TensorBoard grouping figure
         self.labeled, self.valid_labels = None, None  # semi-supervised runs (class_cost > 0)
         if train.class_cost > 0:
             self.labeled = LabeledStream(self.config, train_split, self.device)
@@ -162,12 +163,37 @@ class Trainer:
         if hasattr(self.model.likelihood, "v"):  # continuous data: the learned variance
             row["v"] = float(self.model.likelihood.v.detach())
         log(row)
+        self.log_groupings(log)
         state.history.append(row)
         state.train_costs = []
         state.epoch += 1
         state.position = 0
         self.epoch_order_state = self.order.get_state()
         self.save()
+
+    @torch.no_grad()
+    def log_groupings(self, log, shown: int = 4) -> None:
+        """TensorBoard: the grouping figure of the first ``shown`` validation examples, once per
+        epoch, so a run can be watched live. Only where TensorBoard is written (rank 0); it runs
+        one evaluation batch (a BatchNorm model normalises over its batch, as in validation),
+        ~1/100 of a validation pass on the full split."""
+        if getattr(log, "writer", None) is None:
+            return
+        import io
+
+        from ..visualize import grouping_figure
+
+        train = self.config.train
+        was_training = self.model.training
+        self.model.eval()
+        x = self.valid_x[:train.eval_batch_size]
+        generator = torch.Generator(device=self.device).manual_seed(train.seed)
+        out = self.model.infer(x, iterations=train.eval_iterations, generator=generator)
+        self.model.train(was_training)
+        png = io.BytesIO()
+        grouping_figure(x[:shown], self.valid_objects[:shown], out.masks[:, :shown], out.reconstructions[:, :shown],
+                        self.image_shape, png, title=f"epoch {self.state.epoch + 1}")
+        log.image("groupings/valid", png, self.state.epoch + 1)
 
     def initialise(self) -> None:
         """``--init RUN``: start from another run's weights where names and shapes match."""

@@ -1,0 +1,21 @@
+"""TensorBoard shows a run live: the grouping figure every epoch and per-iteration charts."""
+import pytest
+
+from tagger import preset
+from tagger.training import Trainer
+
+
+def test_training_logs_the_grouping_figure_every_epoch(data_dir, tmp_path):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    config = preset("quick")
+    config.model.widths = (24, 12, 12)
+    config.train.epochs, config.train.train_examples, config.train.valid_examples = 2, 100, 50
+    config.train.batch_size, config.train.eval_batch_size, config.train.eval_iterations = 50, 50, 2
+    Trainer(config, tmp_path, device="cpu", progress=False).run()
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    assert "groupings/valid" in events.Tags()["images"]
+    images = events.Images("groupings/valid")
+    assert [image.step for image in images] == [1, 2]
+    assert images[0].width > 100 and images[0].height > 100
+    assert {"valid_ami_1", "valid_ami_2", "valid_ari_2"} <= set(events.Tags()["scalars"])
