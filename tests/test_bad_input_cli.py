@@ -340,3 +340,19 @@ def test_distinct_bad_inputs_count():
     count = (len(ARTEFACTS) + len(ARTEFACTS) - 3 + 1 + 4 + 1 + len(RESUME_CONFLICTS) + 1 + len(STATE_TYPES) + 1
              + 3 * len(DAMAGE) + len(INSPECT_CASES) + 1 + len(BENCH_CASES) + len(TRAIN_CASES) + 1 + len(API_CASES))
     assert count >= 100, count
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB"),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory"),
+                                   MemoryError()], ids=lambda e: type(e).__name__)
+def test_out_of_memory_is_a_user_error(error, monkeypatch, capsys):
+    """Widths too large for the machine: one line that says what to shrink, exit 2."""
+    from tagger import cli
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr(cli, "_command", lambda name: fail)
+    assert main(["data", "shapes"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of memory" in err[0] and "--widths" in err[0], err
