@@ -75,7 +75,7 @@ def test_show_picks_examples_best_first_from_the_evaluation_batches():
 
 def test_eval_on_other_object_counts(tiny_run):
     assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--objects", "2"]) == 0
-    result = json.loads((tiny_run / "eval_test_2obj.json").read_text())
+    result = json.loads((tiny_run / "eval_test_2obj_n50.json").read_text())
     assert result["split"] == "shapes-2obj-20px/test" and len(result["ami"]) == 2
 
 

@@ -104,7 +104,8 @@ def _add_train_command(commands) -> None:
     train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
                             "paper-ln (TextureMNIST); TextureMNIST classification: paper-semi, quick-semi")
     train.add_argument("--digits", type=int, help="TextureMNIST digits per image (1 or 2; default 2)")
-    train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
+    train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET; "
+                       "runs/texture-mnist1-PRESET for --digits 1)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue this run from its checkpoint (--epochs, --max-minutes, "
                             "--checkpoint-every may be given to change them; another value of any other "
