@@ -5,7 +5,9 @@
 Trains one run per seed (``tagger train ARGS --seed S --run-dir OUT/seedS``), evaluates each on
 the test split (``tagger eval``, 5 iterations), prints the median AMI and denoising cost per
 iteration with their range, and writes ``OUT/summary.json``. Interrupted sweeps continue:
-evaluated seeds are skipped and a seed with a checkpoint but no evaluation is resumed.
+evaluated seeds are skipped and a seed with a checkpoint (or its checkpoint.old fallback) but no
+evaluation is resumed; a seed folder with other run files but no checkpoint is refused by
+``tagger train``, never cleaned.
 """
 import argparse
 import json
@@ -15,13 +17,15 @@ from pathlib import Path
 from tagger.cli import main as tagger
 from tagger.cli.baselines import seed_list
 from tagger.evaluate import format_table, median_over_runs
+from tagger.files import write_text_atomically
+from tagger.training.rundir import holds_checkpoint
 
 
 def run_seed(seed: int, out: Path, train_args: list[str], eval_args: list[str]) -> dict:
     run_dir = out / f"seed{seed}"
     result_path = run_dir / "eval_test.json"
     if not result_path.exists():
-        if (run_dir / "checkpoint").exists():
+        if holds_checkpoint(run_dir):
             status = tagger(["train", "--resume", str(run_dir)])
         else:
             status = tagger(["train", *train_args, "--seed", str(seed), "--run-dir", str(run_dir)])
@@ -41,7 +45,7 @@ def main() -> None:
     results = [run_seed(seed, args.out, train_args, args.eval.split()) for seed in args.seeds]
     summary = median_over_runs(results)
     summary["seeds"] = args.seeds
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(format_table(summary, f"median over {len(results)} seeds ({args.seeds[0]}..{args.seeds[-1]})"))
     print("| AMI range | " + " | ".join(f"{a:.3f}-{b:.3f}" for a, b in zip(summary["ami_min"], summary["ami_max"])) + " |")
     print(f"written {args.out / 'summary.json'}")

@@ -2,16 +2,20 @@
 
 A checkpoint is a directory ``RUN/checkpoint`` holding ``model.safetensors`` (weights),
 ``training.safetensors`` (optimiser moments, RNG states) and ``state.json`` (config, step,
-epoch, data position, optimiser hyperparameters). A new one is written to a temporary
-directory, fsynced, and swapped in by renames; the previous one is kept as
-``checkpoint.old`` until the swap is complete, so a crash at any moment leaves one whole
-checkpoint behind.
+epoch, data position, optimiser hyperparameters, and the sha256 digest of each tensor file).
+A new one is written to a temporary directory, fsynced, and swapped in by renames; the previous
+one is kept as ``checkpoint.old`` until the swap is complete, so a crash at any moment leaves one
+whole checkpoint behind. Loading verifies the digests: a damaged or replaced file is refused by
+name, and a run directory whose current checkpoint is damaged falls back to an intact
+``checkpoint.old`` with a warning.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,43 +25,30 @@ from safetensors.torch import load_file, save_file
 
 from .config import Config
 from .errors import CheckpointError, ConfigError
+from .files import fsync_dir, write_atomically, write_file_durably
 
 FORMAT = "tagger-checkpoint"
 VERSION = 1
 CURRENT, PREVIOUS = "checkpoint", "checkpoint.old"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_file_durably(path: Path, writer) -> None:
-    """``writer(path)``, then make the file world-readable and fsync it."""
-    writer(path)
-    os.chmod(path, 0o644)
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
 def save_weights(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
     """A model's weights as one safetensors file, written atomically (temporary file, fsync,
     rename), with string ``metadata``: the baselines' and RC's weights (Tagger runs use
     :func:`save_checkpoint`)."""
-    path = Path(path)
-    temporary = path.with_suffix(".tmp")
     weights = {name: value.detach().contiguous().cpu() for name, value in model.state_dict().items()}
-    write_file_durably(temporary, lambda target: save_file(weights, str(target), metadata=metadata))
-    os.replace(temporary, path)
-    _fsync_dir(path.parent)
+    write_atomically(Path(path), lambda target: save_file(weights, str(target), metadata=metadata))
+
+
+TENSOR_FILES = ("model.safetensors", "training.safetensors")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state: dict,
@@ -79,9 +70,11 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
         write_file_durably(staging / "model.safetensors", lambda p: save_file(weights, str(p), metadata={"format": FORMAT}))
         extra = {k: v.detach().contiguous().cpu() for k, v in (tensors or {}).items()}
         write_file_durably(staging / "training.safetensors", lambda p: save_file(extra, str(p), metadata={"format": FORMAT}))
-        document = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state}
+        digests = {name: sha256(staging / name) for name in TENSOR_FILES}  # verified at load
+        document = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state,
+                    "sha256": digests}
         write_file_durably(staging / "state.json", lambda p: p.write_text(json.dumps(document, indent=1)))
-        _fsync_dir(staging)
+        fsync_dir(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700
         current, previous = run_dir / CURRENT, run_dir / PREVIOUS
         if current.exists():  # current is whole, so an older previous can go
@@ -89,7 +82,7 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
                 shutil.rmtree(previous)
             os.replace(current, previous)
         os.replace(staging, current)  # a crash before this leaves previous as the checkpoint
-        _fsync_dir(run_dir)
+        fsync_dir(run_dir)
         if previous.exists():
             shutil.rmtree(previous)
         for stale in run_dir.glob(".checkpoint-*"):  # left by a process killed mid-write
@@ -100,19 +93,25 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
     return run_dir / CURRENT
 
 
-def find_checkpoint(path: Path) -> Path:
-    """Resolve a run directory or checkpoint directory/file to a checkpoint directory."""
+def checkpoint_candidates(path: Path) -> list[Path]:
+    """The checkpoint directories ``path`` names, best first: a checkpoint directory (or a file
+    in one) is itself; a run directory is its current checkpoint, then its ``checkpoint.old``."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run directory or checkpoint")
     if path.is_file():
         path = path.parent
     if (path / "state.json").exists():
-        return path
-    for name in (CURRENT, PREVIOUS):
-        if (path / name / "state.json").exists():
-            return path / name
-    raise CheckpointError(f"{path}: no tagger checkpoint here (expected {CURRENT}/state.json)")
+        return [path]
+    found = [path / name for name in (CURRENT, PREVIOUS) if (path / name / "state.json").exists()]
+    if not found:
+        raise CheckpointError(f"{path}: no tagger checkpoint here (expected {CURRENT}/state.json)")
+    return found
+
+
+def find_checkpoint(path: Path) -> Path:
+    """Resolve a run directory or checkpoint directory/file to a checkpoint directory."""
+    return checkpoint_candidates(path)[0]
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -129,9 +128,22 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
-def read_checkpoint(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Read ``(config, state, model_weights, training_tensors)``, validating everything."""
-    folder = find_checkpoint(path)
+def _verify_digests(folder: Path, digests) -> None:
+    """Each tensor file against the sha256 recorded at save (checkpoints from before digests
+    were recorded have none, and are read as they are)."""
+    if not isinstance(digests, dict):
+        raise CheckpointError(f"{folder / 'state.json'}: sha256 digests are not a mapping")
+    for name, expected in digests.items():
+        if name not in TENSOR_FILES:
+            raise CheckpointError(f"{folder / 'state.json'}: digest of an unknown file {name!r}")
+        if not (folder / name).exists():
+            raise CheckpointError(f"{folder / name}: missing")
+        if sha256(folder / name) != expected:
+            raise CheckpointError(f"{folder / name}: sha256 differs from the digest recorded at save "
+                                  "(corrupted or replaced file)")
+
+
+def _read_folder(folder: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     try:
         document = json.loads((folder / "state.json").read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -146,7 +158,29 @@ def read_checkpoint(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], 
         raise CheckpointError(f"{folder / 'state.json'}: bad config ({error})") from None
     weights = _read_tensors(folder / "model.safetensors")
     training = _read_tensors(folder / "training.safetensors") if (folder / "training.safetensors").exists() else {}
-    return config, document.get("state", {}), weights, training
+    _verify_digests(folder, document.get("sha256", {}))
+    state = document.get("state", {})
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{folder / 'state.json'}: 'state' is not a mapping")
+    return config, state, weights, training
+
+
+def read_checkpoint(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Read ``(config, state, model_weights, training_tensors)``, validating everything; a run
+    directory whose current checkpoint is damaged falls back to an intact ``checkpoint.old``
+    (one warning line on stderr), else the current one's error is raised."""
+    candidates = checkpoint_candidates(path)
+    for index, folder in enumerate(candidates):
+        try:
+            result = _read_folder(folder)
+        except CheckpointError as error:
+            if index + 1 == len(candidates):
+                raise first_error if index else error
+            first_error = error
+            continue
+        if index:
+            print(f"tagger: warning: {first_error}; using the previous checkpoint {folder}", file=sys.stderr)
+        return result
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:

@@ -117,4 +117,6 @@ def format_table(result: dict, title: str = "") -> str:
 
 
 def write_json(result: dict, path: Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2, default=lambda o: np.asarray(o).tolist()) + "\n")
+    from .files import write_text_atomically
+
+    write_text_atomically(Path(path), json.dumps(result, indent=2, default=lambda o: np.asarray(o).tolist()) + "\n")

@@ -57,6 +57,8 @@ def contingency(objects, masks) -> torch.Tensor:
         raise ValueError("masks need at least one group (K >= 1)")
     if objects.numel() and int(objects.min()) < 0:
         raise ValueError("object ids must be >= 0")
+    if masks.is_floating_point() and masks.numel() and not bool(torch.isfinite(masks).all()):
+        raise ValueError("masks hold NaN or inf values (a NaN mask has no argmax: the score would be meaningless)")
     R = int(objects.max()) + 1 if objects.numel() else 1
     counts = torch.zeros(B, R * K, dtype=torch.float64, device=masks.device)  # (B, R*K)
     # Blocks of examples keep the temporaries small: on CPU, fresh large tensors

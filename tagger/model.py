@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .inputs import check_batch, check_count, check_values, group_indices
 from .ladder import Ladder, init_weight, normalize
 from .likelihood import make_likelihood
 
@@ -170,9 +171,12 @@ class Tagger(nn.Module):
         Returns:
             A :class:`TaggerOutput`.
         """
-        iterations = self.config.iterations if iterations is None else int(iterations)
-        groups = self.config.groups if groups is None else int(groups)
+        iterations = self.config.iterations if iterations is None else iterations
+        groups = self.config.groups if groups is None else groups
         self.check_input(x, iterations, groups)
+        x = x.to(self.input_weight.dtype)  # float64 / float16 inputs run in the model's dtype
+        if not (self.training and torch.is_grad_enabled()):  # not in training steps: no host sync there
+            check_values(x, self.config.likelihood)
         removed = self.removal(remove_groups, groups, x.device)
         if draws is None:
             draws = self.draw(x.shape[0], groups, x.device, x.dtype, generator, corrupt)
@@ -194,11 +198,9 @@ class Tagger(nn.Module):
     @staticmethod
     def removal(remove_groups, groups: int, device) -> torch.Tensor | None:
         """``(K,)`` bool of the groups to remove, or None; one-line errors for impossible requests."""
-        remove_groups = tuple(int(k) for k in remove_groups)
+        remove_groups = group_indices(remove_groups, groups)
         if not remove_groups:
             return None
-        if any(k < 0 or k >= groups for k in remove_groups):
-            raise ValueError(f"groups to remove must be in 0..{groups - 1}, got {list(remove_groups)}")
         if len(set(remove_groups)) == groups:
             raise ValueError("cannot remove every group")
         removed = torch.zeros(groups, dtype=torch.bool, device=device)
@@ -207,16 +209,9 @@ class Tagger(nn.Module):
 
     def check_input(self, x: torch.Tensor, iterations: int, groups: int) -> None:
         """Raise ``ValueError`` with a one-line message for inputs the model cannot take."""
-        size = self.config.input_size
-        if not torch.is_tensor(x) or x.dim() != 2 or x.shape[1] != size:
-            shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-            raise ValueError(f"input must be a (B, {size}) tensor, got {shape}")
-        if not x.is_floating_point():
-            raise ValueError(f"input must be floating point, got {x.dtype}")
-        if x.shape[0] < 1:
-            raise ValueError("input batch is empty")
-        if iterations < 1 or groups < 1:
-            raise ValueError(f"iterations and groups must be >= 1, got {iterations} and {groups}")
+        check_batch(x, self.config.input_size)
+        check_count("iterations", iterations)
+        check_count("groups", groups)
 
     @torch.no_grad()
     def infer(self, x: torch.Tensor, iterations: int = 5, groups: int | None = None,
@@ -224,7 +219,12 @@ class Tagger(nn.Module):
               remove_groups: tuple[int, ...] = ()) -> TaggerOutput:
         """Group a batch: masks ``(T, B, K, P)`` and reconstructions ``(T, B, K, D)`` of every iteration.
 
-        Runs on the clean input unless ``corrupt`` (then ``costs`` are denoising costs).
+        Runs on the clean input unless ``corrupt`` (then ``costs`` are denoising costs). The initial
+        masks (and the corruption) are random: without a ``generator`` two calls on the same input
+        differ; pass ``torch.Generator().manual_seed(s)`` for repeatable output (``tagger eval``
+        and ``show`` use ``--seed``, default 0). Inputs are checked (:mod:`tagger.inputs`): NaN/inf,
+        binary-likelihood values outside [0, 1] and non-integer ``iterations``/``groups`` are
+        refused; float64/float16 inputs are converted to the model's dtype.
         ``remove_groups`` drops those groups in the last iteration (see :meth:`forward`);
         ``(masks * reconstructions).sum(K)`` then shows the input without them.
         """

@@ -119,3 +119,60 @@ def test_crash_between_renames_falls_back_to_previous(tmp_path):
     assert isinstance(tagger.load(tmp_path), Tagger)
     saved_run(tmp_path)  # the next save repairs the layout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def _overwrite_inside(path):
+    """Bytes changed inside the tensor data: still a readable file of finite values."""
+    data = bytearray(path.read_bytes())
+    data[-16:] = bytes(reversed(data[-16:]))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "swapped"])
+def test_digests_refuse_a_damaged_weight_file_by_name(tmp_path, damage):
+    saved_run(tmp_path)
+    folder = tmp_path / "checkpoint"
+    model, training = folder / "model.safetensors", folder / "training.safetensors"
+    if damage == "overwritten":
+        _overwrite_inside(model)
+    elif damage == "truncated":
+        model.write_bytes(model.read_bytes()[:-4])
+    else:
+        saved_run(tmp_path / "other", ModelConfig(input_size=400, widths=(12, 8, 6), groups=3))
+        model.write_bytes((tmp_path / "other" / "checkpoint" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        tagger.load(tmp_path)
+
+
+def test_a_damaged_checkpoint_falls_back_to_an_intact_checkpoint_old(tmp_path, capsys):
+    saved_run(tmp_path)
+    import shutil
+
+    shutil.copytree(tmp_path / "checkpoint", tmp_path / "checkpoint.old")
+    _overwrite_inside(tmp_path / "checkpoint" / "model.safetensors")
+    _, state, _, _ = read_checkpoint(tmp_path)
+    assert state == {"step": 3}
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "warning" in err[0] and "sha256" in err[0] and "checkpoint.old" in err[0], err
+    _overwrite_inside(tmp_path / "checkpoint.old" / "model.safetensors")  # both damaged: the current one's error
+    with pytest.raises(CheckpointError, match=r"checkpoint/model.safetensors: sha256"):
+        read_checkpoint(tmp_path)
+
+
+def test_safetensors_own_full_disk_error_is_errno_28(tmp_path, monkeypatch):
+    import errno
+
+    from safetensors import SafetensorError
+
+    from tagger import checkpoint
+
+    model = saved_run(tmp_path)
+
+    def no_space(*args, **kwargs):
+        raise SafetensorError('IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+
+    monkeypatch.setattr(checkpoint, "save_file", no_space)
+    with pytest.raises(OSError) as raised:
+        save_checkpoint(tmp_path, Config(model=SMALL), model, {"step": 9})
+    assert raised.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]

@@ -42,7 +42,7 @@ def test_train_writes_run_directory(tiny_run):
 
 def test_eval_and_show(tiny_run, capsys):
     assert main(["eval", str(tiny_run), "--examples", "100", "--iterations", "3", "--groups", "3"]) == 0
-    result = json.loads((tiny_run / "eval_test.json").read_text())
+    result = json.loads((tiny_run / "eval_test_n100.json").read_text())
     assert len(result["ami"]) == 3 and result["examples"] == 100 and result["groups"] == 3
     assert "| AMI |" in capsys.readouterr().out
     assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2"]) == 0
@@ -75,7 +75,7 @@ def test_show_picks_examples_best_first_from_the_evaluation_batches():
 
 def test_eval_on_other_object_counts(tiny_run):
     assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--objects", "2"]) == 0
-    result = json.loads((tiny_run / "eval_test_2obj.json").read_text())
+    result = json.loads((tiny_run / "eval_test_2obj_n50.json").read_text())
     assert result["split"] == "shapes-2obj-20px/test" and len(result["ami"]) == 2
 
 
@@ -97,7 +97,7 @@ def test_demo_end_to_end_on_a_small_budget(data_dir, tmp_path):
                  "--eval-examples", "100", "--device", "cpu", "--no-progress"]) == 0
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[0].startswith("epoch,step")
-    result = json.loads((run_dir / "eval_test.json").read_text())
+    result = json.loads((run_dir / "eval_test_n100.json").read_text())
     assert result["examples"] == 100 and len(result["ami"]) == 5 and result["split"] == "shapes/test"
     assert (run_dir / "groupings_test.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((run_dir / "config.json").read_text())

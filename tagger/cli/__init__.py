@@ -9,7 +9,16 @@ import sys
 from ..errors import UserError
 from .parser import build_parser
 
-USER_ERRORS = (UserError, OSError)
+USER_ERRORS = (UserError, OSError, MemoryError)
+
+
+def _is_user_error(error: Exception) -> bool:
+    """A user error, or memory the model's size asked for and the machine lacks (torch reports
+    that as a RuntimeError subclass or a RuntimeError naming the allocator)."""
+    if isinstance(error, USER_ERRORS):
+        return True
+    return type(error).__name__ == "OutOfMemoryError" or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error))
 
 
 def _command(name: str):
@@ -31,14 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TAGGER_MNIST"] = str(args.mnist_dir)
     try:
         return int(_command(args.command)(args) or 0)
-    except KeyboardInterrupt:
-        print("tagger: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # training's Interrupted says where its checkpoint is
+        print(f"tagger: interrupted{': ' + str(error) if str(error) else ''}", file=sys.stderr)
         return 130
     except Exception as error:  # one line for users, traceback with --debug
         if args.debug:
             raise
-        user = isinstance(error, USER_ERRORS)
+        user = _is_user_error(error)
         kind = "error" if user else f"internal error ({type(error).__name__})"
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if user and not isinstance(error, (UserError, OSError)):
+            message = f"out of memory ({message[:120]}); try smaller --widths or --batch-size"
         print(f"tagger: {kind}: {message}" + ("" if user else " (rerun with --debug)"), file=sys.stderr)
         return 2 if user else 1

@@ -71,11 +71,16 @@ def _value(field: dataclasses.Field, hint, text):
     return _sequence(item, separators, example, flag_name(field))(text)
 
 
+def given_flags(config, args: argparse.Namespace, prefix: str = "") -> dict:
+    """``{field: value}`` for every field of ``config`` whose flag was given, parsed as the field's type."""
+    hints = typing.get_type_hints(type(config))
+    return {field.name: _value(field, hints[field.name], getattr(args, prefix + field.name))
+            for field in dataclasses.fields(config) if getattr(args, prefix + field.name, None) is not None}
+
+
 def apply_flags(config, args: argparse.Namespace, prefix: str = "", only: tuple[str, ...] | None = None):
     """Set every field of ``config`` whose flag was given (``only``: just these fields); returns ``config``."""
-    hints = typing.get_type_hints(type(config))
-    for field in dataclasses.fields(config):
-        value = getattr(args, prefix + field.name, None)
-        if value is not None and (only is None or field.name in only):
-            setattr(config, field.name, _value(field, hints[field.name], value))
+    for name, value in given_flags(config, args, prefix).items():
+        if only is None or name in only:
+            setattr(config, name, value)
     return config

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ import torch
 from .. import datasets
 from ..checkpoint import find_checkpoint, load_model, read_checkpoint
 from ..errors import ConfigError
+
+MAX_OBJECTS = 10  # more shapes than this hardly fit a 20x20 Shapes image (and take minutes to place)
 
 
 @dataclass
@@ -47,11 +50,27 @@ class EvalOptions:
                 raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
         if self.examples < 0:
             raise ConfigError(f"--examples must be >= 0, got {self.examples}")
+        if self.objects is not None and not 1 <= self.objects <= MAX_OBJECTS:
+            raise ConfigError(f"--objects must be in 1..{MAX_OBJECTS} (Shapes on 20x20 pixels), got {self.objects}")
+        return self
+
+    def check_output(self, suffixes: tuple[str, ...]) -> "EvalOptions":
+        """Refuse an ``--output`` that could not be written, before any compute."""
+        if self.output is None:
+            return self
+        if self.output.suffix.lower() not in suffixes:
+            raise ConfigError(f"--output {self.output} must end in {' or '.join(suffixes)}")
+        folder = self.output.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the nearest existing folder: the missing ones are created
+        if self.output.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ConfigError(f"--output {self.output} cannot be written (a folder, or no write access)")
         return self
 
 
-def _load(options: EvalOptions):
-    """The run's config and model, and the split's first ``examples`` inputs and objects."""
+def _load(options: EvalOptions, at_least: int = 0):
+    """The run's config and model, and the split's first ``examples`` inputs and objects (at least
+    ``at_least`` of them where the split has them)."""
     from ..training.device import resolve_device
 
     device = resolve_device(options.device)
@@ -64,7 +83,9 @@ def _load(options: EvalOptions):
             raise ConfigError("--objects applies to Shapes runs only")
         extra["n_objects"] = options.objects
     split = datasets.load(train.dataset, options.split, options.data_dir, **extra)
-    count = options.examples or len(split)
+    if options.examples > len(split):
+        raise ConfigError(f"--examples {options.examples} exceeds the {len(split)} examples of {split.name}")
+    count = min(max(options.examples, at_least), len(split)) if options.examples else len(split)
     features = torch.as_tensor(split.features[:count]).to(device)  # (N, D)
     objects = torch.as_tensor(split.objects[:count].astype("int64"))  # (N, P): per pixel
     return config, model, split, features, objects
@@ -79,7 +100,7 @@ def evaluate_run(options: EvalOptions) -> dict:
     """Table 1a for a run: written as JSON next to it, printed as a table."""
     from ..evaluate import evaluate, format_table, write_json
 
-    config, model, split, features, objects = _load(options.check())
+    config, model, split, features, objects = _load(options.check().check_output((".json",)))
     labels = None
     if config.train.class_cost > 0:  # a semi-supervised run: also the classification error
         labels = torch.as_tensor(split.labels[:features.shape[0]].astype("int64"))
@@ -96,6 +117,7 @@ def evaluate_run(options: EvalOptions) -> dict:
     result.update(split=split.name, preset=config.preset, norm=config.model.norm,
                   seconds=round(time.time() - started, 2))
     suffix = f"_{options.objects}obj" if options.objects is not None else ""
+    suffix += f"_n{options.examples}" if options.examples else ""  # a subset never overwrites the full result
     output = options.output or _run_dir_of(options.run_dir) / f"eval_{options.split}{suffix}.json"
     write_json(result, output)
     print(format_table(result, f"{split.name}: {result['examples']} examples, K={result['groups']}"))
@@ -144,7 +166,8 @@ def show_run(options: EvalOptions) -> int:
     pool = options.pool if options.order == "ami" else shown
     if shown < 1 or pool < shown:
         raise ConfigError(f"--examples must be >= 1 and --pool >= --examples, got {shown} and {pool}")
-    config, model, split, features, objects = _load(options.replace(examples=max(pool, options.batch_size)).check())
+    options.check().check_output((".png", ".pdf", ".svg"))
+    config, model, split, features, objects = _load(options.replace(examples=pool), at_least=options.batch_size)
     generator = torch.Generator(device=features.device).manual_seed(options.seed)
     remove = list(options.remove_group)
     try:
@@ -155,7 +178,7 @@ def show_run(options: EvalOptions) -> int:
     chosen, captions = _chosen_examples(options, masks[:, :pool], objects[:pool])
     if config.train.class_cost > 0:
         captions = _class_captions(top, split, chosen, captions)
-    removed = "_without" + "-".join(map(str, remove)) if remove else ""
+    removed = ("_ami" if options.order == "ami" else "") + ("_without" + "-".join(map(str, remove)) if remove else "")
     output = options.output or _run_dir_of(options.run_dir) / f"groupings_{options.split}{removed}.png"
     grouping_figure(features[chosen], objects[chosen], masks[:, chosen], reconstructions[:, chosen],
                     split.image_shape, output, title=f"{split.name} ({config.preset}, {config.model.norm} norm)"

@@ -126,14 +126,17 @@ def _add_rc_command(commands) -> None:
 
 def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a model (writes a run directory)")
-    train.add_argument("dataset", nargs="?", default="shapes", choices=list(DATASETS))
-    train.add_argument("--preset", default="quick", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
+    # dataset, preset and digits default to None so that --resume can tell what was given
+    train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes")
+    train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
                             "paper-ln (TextureMNIST); TextureMNIST classification: paper-semi, quick-semi")
-    train.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2)")
-    train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET)")
+    train.add_argument("--digits", type=int, help="TextureMNIST digits per image (1 or 2; default 2)")
+    train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET; "
+                       "runs/texture-mnist1-PRESET for --digits 1)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue this run from its checkpoint (--epochs, --max-minutes, "
-                            "--checkpoint-every may be given to change them; other flags are the run's)")
+                            "--checkpoint-every may be given to change them; another value of any other "
+                            "flag is an error; --max-minutes limits this invocation only)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     train.add_argument("--compile", default="off", choices=COMPILE_MODES,
                        help="graph: the whole training step as one CUDA graph (GPU only); "

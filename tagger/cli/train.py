@@ -10,9 +10,9 @@ from .. import datasets
 from ..checkpoint import find_checkpoint, read_checkpoint
 from ..config import Config, preset
 from ..errors import ConfigError
+from ..training.rundir import artefacts, check_new_run_dir, holds_checkpoint
 from .flags import apply_flags
-
-RESUMABLE = ("epochs", "max_minutes", "checkpoint_every")  # what may change on --resume
+from .resume import resume_config
 
 
 @dataclass
@@ -30,7 +30,10 @@ class TrainJob:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset named by ``--preset`` with every given override applied; validated."""
-    config = preset(args.preset, args.dataset, args.digits)
+    dataset, name = args.dataset or "shapes", args.preset or "quick"
+    if args.digits is not None and dataset != "texture-mnist":
+        raise ConfigError(f"--digits applies to texture-mnist only, not {dataset}")
+    config = preset(name, dataset, 2 if args.digits is None else args.digits)
     apply_flags(config.model, args, "model.")
     apply_flags(config.train, args, "train.")
     return config.validate()
@@ -39,11 +42,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def job_from_args(args: argparse.Namespace) -> TrainJob:
     common = dict(device=args.device, compile=args.compile, data_dir=args.data_dir, progress=not args.no_progress)
     if args.resume is not None:
-        config, _, _, _ = read_checkpoint(args.resume)
-        apply_flags(config.train, args, "train.", only=RESUMABLE)
-        return TrainJob(config.validate(), Path(args.resume), resume=True, **common)
+        return TrainJob(resume_config(args), Path(args.resume), resume=True, **common)
     config = config_from_args(args)
-    return TrainJob(config, args.run_dir or Path("runs") / f"{args.dataset}-{args.preset}", **common)
+    return TrainJob(config, args.run_dir or default_run_dir(config), **common)
+
+
+def default_run_dir(config: Config) -> Path:
+    """runs/DATASET-PRESET; one-digit TextureMNIST runs get their own (runs/texture-mnist1-PRESET)."""
+    train = config.train
+    digits = "1" if train.dataset == "texture-mnist" and train.n_digits == 1 else ""
+    return Path("runs") / f"{train.dataset}{digits}-{config.preset}"
 
 
 def train(job: TrainJob) -> dict:
@@ -56,9 +64,7 @@ def train(job: TrainJob) -> dict:
     if not job.resume:
         if job.config.train.init_from:
             find_checkpoint(Path(job.config.train.init_from))  # fail before loading any data
-        if (job.run_dir / "checkpoint").exists():
-            raise ConfigError(f"--run-dir {job.run_dir} already holds a run; use --resume {job.run_dir} "
-                              "or another --run-dir")
+        check_new_run_dir(job.run_dir)  # a run is resumed or refused, never overwritten
     ranks, device_name = distributed.setup(job.device)
     try:
         device = resolve_device(device_name)
@@ -72,16 +78,19 @@ def train(job: TrainJob) -> dict:
     finally:
         distributed.teardown()
     if ranks.main:
-        _report(job, last)
+        _report(job, last, trainer.state.epoch)
     return last if ranks.main else {}
 
 
-def _report(job: TrainJob, last: dict) -> None:
-    if not last:
-        print(f"stopped before the first epoch ended; checkpoint in {job.run_dir} (--resume {job.run_dir} continues)")
+def _report(job: TrainJob, last: dict, epoch: int) -> None:
+    """"done" only for a run that trained all its epochs; a time limit says where it stopped."""
+    epochs = job.config.train.epochs
+    if epoch < epochs:
+        print(f"stopped at epoch {epoch} of {epochs} (time limit); checkpoint in {job.run_dir}; "
+              f"--resume {job.run_dir} continues")
         return
     last_t = job.config.train.eval_iterations
-    print(f"done: epoch {last['epoch']}, valid AMI / FG-ARI (last iteration) "
+    print(f"done: epoch {last['epoch']} of {epochs}, valid AMI / FG-ARI (last iteration) "
           f"{last[f'valid_ami_{last_t}']:.3f} / {last[f'valid_ari_{last_t}']:.3f}; checkpoint in {job.run_dir}")
 
 
@@ -96,19 +105,33 @@ def run_demo(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     common = dict(device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
-    if (run_dir / "checkpoint").exists():
+    if artefacts(run_dir) and holds_checkpoint(run_dir):
         print(f"{run_dir} holds a run already; resuming it")
-        config, _, _, _ = read_checkpoint(run_dir)
+        config = _demo_resume_config(args, run_dir)
         train(TrainJob(config, run_dir, resume=True, **common))
     else:
+        check_new_run_dir(run_dir)  # files but no checkpoint: refused, not cleaned
         config = preset("quick")
-        config.train.max_minutes = args.max_minutes or 0.0
-        config.train.epochs = args.epochs or config.train.epochs
-        config.train.train_examples = args.train_examples or config.train.train_examples
+        config.train.max_minutes = args.max_minutes
+        for name in ("epochs", "train_examples"):
+            if getattr(args, name) is not None:
+                setattr(config.train, name, getattr(args, name))
         train(TrainJob(config.validate(), run_dir, **common))
     options = EvalOptions(run_dir=run_dir, device=args.device, data_dir=args.data_dir)
     evaluate_run(options.replace(examples=args.eval_examples))
     return show_run(options.replace(examples=4))
+
+
+def _demo_resume_config(args: argparse.Namespace, run_dir: Path) -> Config:
+    """The demo run's config: --epochs and --max-minutes may change; another --train-examples is refused."""
+    config, _, _, _ = read_checkpoint(run_dir)
+    if args.train_examples is not None and args.train_examples != config.train.train_examples:
+        raise ConfigError(f"--train-examples {args.train_examples} conflicts with the run in {run_dir} "
+                          f"({config.train.train_examples}); choose another --run-dir")
+    config.train.max_minutes = args.max_minutes
+    if args.epochs is not None:
+        config.train.epochs = args.epochs
+    return config.validate()
 
 
 def run_data(args: argparse.Namespace) -> int:

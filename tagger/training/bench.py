@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from ..config import preset
+from ..errors import ConfigError
+from ..files import write_text_atomically
 from ..metrics import ami
 from ..model import Tagger
 from .device import apply_process_settings, resolve_device
@@ -77,10 +79,21 @@ class BenchOptions:
     precision: str = "fp32"
     output: Path | None = None
 
+    def check(self) -> "BenchOptions":
+        """One-line errors for settings that would time nothing (or fall back to the preset)."""
+        for flag in ("steps", "repeats", "batch_size"):
+            value = getattr(self, flag)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+        if self.output is not None and self.output.suffix.lower() != ".json":
+            raise ConfigError(f"--output {self.output} must end in .json")
+        return self
+
 
 def run_benchmark(options: BenchOptions) -> dict:
     """Time the preset's training step (the strategy ``compile`` picks), inference and AMI; print a
     table, write JSON."""
+    options.check()
     device = resolve_device(options.device)
     config = preset(options.preset, options.dataset)
     batch = options.batch_size or config.train.batch_size
@@ -109,8 +122,7 @@ def run_benchmark(options: BenchOptions) -> dict:
     }
     print(markdown_row(result, header=True))
     if options.output:
-        options.output.parent.mkdir(parents=True, exist_ok=True)
-        options.output.write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomically(options.output, json.dumps(result, indent=2) + "\n")
     return result
 
 

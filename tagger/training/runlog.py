@@ -3,9 +3,12 @@ Tagger's training, the baselines and Reconstruction Clustering."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from ..files import write_text_atomically
 
 
 # TensorBoard's "Custom Scalars" tab: every iteration's validation curve in one chart per metric,
@@ -28,9 +31,23 @@ class RunLog:
         self.enabled = enabled
         if not enabled:
             return
-        self.path.unlink(missing_ok=True)  # rewritten from the checkpoint's history (exact on resume)
-        for row in history:
-            self.write_row(row)
+        # rewritten from the checkpoint's history (exact on resume), in one atomic replace: the old
+        # file stays whole until the new one is complete
+        if history:
+            write_text_atomically(self.path, self.csv_text(history))
+        else:
+            self.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def csv_text(rows) -> str:
+        """Rows as appended one by one: a header before the first, each row with its own keys."""
+        text = io.StringIO()
+        for index, row in enumerate(rows):
+            writer = csv.DictWriter(text, fieldnames=list(row), lineterminator="\r\n")
+            if index == 0:
+                writer.writeheader()
+            writer.writerow(row)
+        return text.getvalue()
 
     def __enter__(self):
         if not self.enabled:

@@ -37,9 +37,31 @@ class TrainState:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainState":
-        """From ``state.json``; keys this version does not know (older files) are ignored."""
+        """From ``state.json``; keys this version does not know (older files) are ignored; a value
+        of the wrong type is a ``ValueError`` naming the key (a hand-edited or foreign file)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        known = {key: value for key, value in data.items() if key in names}
+        for key, value in known.items():
+            if not _CHECKS[key](value):
+                raise ValueError(f"state.json: {key!r} must be {_KINDS[key]}, got {value!r:.40}")
+        return cls(**known)
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_CHECKS = {"step": _count, "epoch": _count, "position": _count, "labeled_position": _count,
+           "elapsed": _number, "last_loss": lambda v: v is None or _number(v),
+           "history": lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
+           "train_costs": lambda v: isinstance(v, list) and all(_number(c) for c in v)}
+_KINDS = {"step": "an integer >= 0", "epoch": "an integer >= 0", "position": "an integer >= 0",
+          "labeled_position": "an integer >= 0", "elapsed": "a number", "last_loss": "a number or null",
+          "history": "a list of rows", "train_costs": "a list of numbers"}
 
 
 def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

@@ -6,6 +6,7 @@ from :mod:`tagger.training.steps`, which runs :class:`tagger.model.Tagger`.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -17,11 +18,13 @@ from tqdm.auto import tqdm
 from .. import datasets
 from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
 from ..config import Config
-from ..errors import ConfigError, TrainingError
+from ..errors import CheckpointError, ConfigError, TrainingError
 from ..evaluate import evaluate
+from ..files import write_text_atomically
 from ..model import Tagger
 from .device import resolve_device
 from .distributed import Ranks
+from .interrupts import Interrupted, StopRequests
 from .labeled import LabeledStream, initialise_from
 from .runlog import RunLog
 from .state import TrainState, optimizer_tensors, restore_optimizer, restore_rng, rng_tensors
@@ -68,7 +71,13 @@ class Trainer:
         """The training inputs, validation inputs, objects (and labels) on the device, once."""
         train = self.config.train
         train_split, valid_split = load_splits(self.config, data_dir)
+        if train.train_examples > len(train_split):
+            raise ConfigError(f"--train-examples {train.train_examples} exceeds the training split's "
+                              f"{len(train_split)} examples")
         count = train.train_examples or len(train_split)
+        if count // train.batch_size == 0:  # the last partial batch is dropped: no step would run
+            raise ConfigError(f"--batch-size {train.batch_size} is larger than the {count} training examples: "
+                              "an epoch would run no step (use a smaller --batch-size or more --train-examples)")
         valid_count = train.valid_examples or len(valid_split)
         on_device = lambda array: torch.as_tensor(array).to(self.device)  # noqa: E731
         self.train_x = on_device(train_split.features[:count])  # (N, D)
@@ -95,10 +104,16 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``run_dir``'s checkpoint: weights, Adam, RNG, position."""
         _, state, weights, tensors = read_checkpoint(self.run_dir)
+        if not {"rng.torch", "rng.order_epoch_start"} <= set(tensors):
+            raise CheckpointError(f"{self.run_dir}: the checkpoint holds weights but no training state, so it "
+                                  f"cannot be resumed; start a new run from its weights with --init {self.run_dir}")
         load_weights(self.model, weights, self.run_dir)
         restore_optimizer(self.model, self.step.optimizer, tensors, self.step.capturable)
         self.epoch_order_state = restore_rng(self.device, tensors)
-        self.state = TrainState.from_dict(state)
+        try:
+            self.state = TrainState.from_dict(state)
+        except ValueError as error:
+            raise CheckpointError(f"{self.run_dir}: {error}") from None
         if self.labeled is not None:
             self.labeled.restore(self.state.labeled_position, tensors)
 
@@ -112,8 +127,8 @@ class Trainer:
         for position in range(self.state.position, steps):
             yield position, permutation[position * size:(position + 1) * size].to(self.device)
 
-    def train_epoch(self, deadline: float) -> bool:
-        """Run the rest of one epoch; False if stopped early by the time limit."""
+    def train_epoch(self, deadline: float, stop: StopRequests = StopRequests()) -> bool:
+        """Run the rest of one epoch; False if stopped early by the time limit or a signal."""
         train, state = self.config.train, self.state
         steps = self.train_x.shape[0] // train.batch_size
         bar = tqdm(total=steps, initial=state.position, disable=not self.progress,
@@ -133,7 +148,7 @@ class Trainer:
                 state.elapsed += time.time() - started
                 started = time.time()
                 self.save()
-            if time.time() > deadline:
+            if time.time() > deadline or stop.requested:
                 break
         bar.close()
         state.elapsed += time.time() - started
@@ -211,14 +226,23 @@ class Trainer:
         elif self.config.train.init_from:
             self.initialise()
         if self.ranks.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.config.save(self.run_dir / "config.json")
+            write_text_atomically(self.run_dir / "config.json", json.dumps(self.config.to_dict(), indent=2) + "\n")
         train = self.config.train
         deadline = time.time() + (train.max_minutes * 60 if train.max_minutes else float("inf"))
-        with RunLog(self.run_dir, self.state.history, enabled=self.ranks.main) as log:
+        with RunLog(self.run_dir, self.state.history, enabled=self.ranks.main) as log, StopRequests() as stop:
             while self.state.epoch < train.epochs:
-                if not self.train_epoch(deadline):
+                if not self.train_epoch(deadline, stop):
                     self.save()
                     break
                 self.end_epoch(log)
+                if stop.requested:
+                    break
+        if stop.requested:
+            raise Interrupted(f"{stop.requested}: checkpoint written at step {self.state.step} (epoch "
+                              f"{self.state.epoch + 1}); --resume {self.run_dir} continues")
         return self.state.history[-1] if self.state.history else {}
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has trained all its epochs (not stopped by a time limit)."""
+        return self.state.epoch >= self.config.train.epochs
