@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tagger import ModelConfig, Tagger, datasets
-from tagger.checkpoint import save_checkpoint
+from tagger.checkpoint import CheckpointError, save_checkpoint
 from tagger.classify import class_cost, class_error, class_probabilities, class_targets, labeled_subset
 from tagger.config import Config, ConfigError, TrainConfig, preset
 from tagger.datasets.common import Split
@@ -71,6 +71,19 @@ def test_warm_start_copies_matching_weights(tmp_path):
     fresh_v = Tagger(ModelConfig(input_size=64, widths=(32, 24, 16), likelihood="continuous", v_init=0.05))
     loaded, _ = initialise_from(fresh_v, tmp_path / "pre", keep_v=True)
     assert "likelihood.v_raw" not in loaded and fresh_v.likelihood.v.item() == pytest.approx(0.05, rel=1e-5)
+
+
+def test_warm_start_from_other_data_is_refused(tmp_path):
+    """A run on other data shares a few shapes by chance (e.g. biases); that is not a warm start."""
+    torch.manual_seed(0)
+    other = ModelConfig(input_size=36, widths=(32, 24, 16), likelihood="continuous")
+    config = Config(preset="custom", model=other, train=TrainConfig(dataset="texture-mnist"))
+    save_checkpoint(tmp_path / "pre", config, Tagger(other), {"step": 0}, {})
+    model = Tagger(ModelConfig(input_size=64, widths=(32, 24, 16), likelihood="continuous"))
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match="input layer does not fit"):
+        initialise_from(model, tmp_path / "pre")
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
 
 
 def test_class_cost_needs_labels_and_eleven_units():

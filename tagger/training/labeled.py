@@ -97,8 +97,9 @@ def initialise_from(model: torch.nn.Module, source: str | Path, keep_v: bool = F
     loaded = [name for name, value in own.items()
               if name in weights and tuple(weights[name].shape) == tuple(value.shape)
               and not (keep_v and name == "likelihood.v_raw")]
-    if not loaded:
-        raise CheckpointError(f"{source}: no weight matches this model (another dataset or input size?)")
+    if "input_weight" not in loaded:  # the TAG input layer is what a pretrained grouping hands on
+        raise CheckpointError(f"{source}: its input layer does not fit this model (trained on other data or "
+                              f"another input size); --init needs a run on the same data")
     with torch.no_grad():
         for name in loaded:
             own[name].copy_(weights[name])
