@@ -42,7 +42,7 @@ def scenes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def run(steps=1500, lr=2e-3, norm="layer", v_init=0.3, v_param="log", widths=(64, 32, 16), batch=32,
-        groups=3, iterations=3, seed=0, noise=0.2) -> dict:
+        groups=3, iterations=3, seed=0, noise=0.2, figure=None) -> dict:
     torch.manual_seed(seed)
     config = ModelConfig(input_size=SIZE * SIZE * 3, channels=3, widths=tuple(widths), likelihood="continuous",
                          noise=noise, z0=0.15, norm=norm, v_init=v_init, v_param=v_param, groups=groups,
@@ -65,6 +65,11 @@ def run(steps=1500, lr=2e-3, norm="layer", v_init=0.3, v_param="log", widths=(64
         optimizer.step()
         if (step + 1) % (steps // 3) == 0:
             history.append(score())
+    if figure:  # the first four held-out scenes, as tagger show draws them
+        from tagger.visualize import grouping_figure
+
+        out = model.infer(test_x[:4], iterations=5, generator=torch.Generator().manual_seed(0))
+        grouping_figure(test_x[:4], test_objects[:4], out.masks, out.reconstructions, (SIZE, SIZE, 3), figure)
     return {"ari": history, "v": round(float(model.likelihood.v.detach()), 4),
             "cost": round(float(loss.detach()), 3), "seconds": round(time.time() - started, 1)}
 
