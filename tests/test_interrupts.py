@@ -56,6 +56,10 @@ def test_sigint_and_sigterm_checkpoint_and_resume_bit_identically(data_dir, tmp_
 def test_a_second_ctrl_c_exits_at_once(data_dir, tmp_path):
     run = tmp_path / "run"
     process = start(["shapes", "--run-dir", str(run), *ARGS], environment(data_dir))
-    assert signal_after_first_checkpoint(process, run, signal.SIGINT, count=2) == 130
-    assert "tagger: interrupted" in process.stderr.read()
+    code = signal_after_first_checkpoint(process, run, signal.SIGINT, count=2)
+    # 130 from our handler; or, when the second Ctrl-C lands after the handler is gone (the
+    # process already on its way out), death by SIGINT itself, which a shell also reports as 130
+    assert code in (130, -signal.SIGINT), code
+    if code == 130:
+        assert "tagger: interrupted" in process.stderr.read()
     read_checkpoint(run)  # whatever was interrupted, a whole checkpoint is there
