@@ -59,20 +59,19 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
                                        for top in clean.top]))  # (T, B)
     model.train(was_training)
     total = features.shape[0]
-    per_example = torch.cat(scores, dim=1)  # (T, N)
+    per_example, per_example_ari = torch.cat(scores, dim=1), torch.cat(aris, dim=1)  # (T, N) each
     result = {
         "iterations": list(range(1, iterations + 1)),
         "denoising_cost": (torch.stack(costs).sum(0) / total).tolist(),
         "ami": per_example.mean(dim=1).tolist(),
         "ami_std": per_example.std(dim=1).tolist() if total > 1 else [0.0] * iterations,
-        "ari": torch.cat(aris, dim=1).mean(dim=1).tolist(),  # FG-ARI: id 0 (background) is not scored
+        "ari": per_example_ari.mean(dim=1).tolist(),  # FG-ARI: id 0 (background) is not scored
         "examples": int(total),
         "groups": int(groups or model.config.groups),
     }
     if subsets:
-        aris_all = torch.cat(aris, dim=1)  # (T, N)
         result["ari_subsets"] = {name: {"examples": int(np.sum(chosen)),
-                                        "ari": aris_all[:, torch.as_tensor(chosen)].mean(dim=1).tolist()}
+                                        "ari": per_example_ari[:, torch.as_tensor(chosen)].mean(dim=1).tolist()}
                                  for name, chosen in subsets.items()}
     if errors:
         result["class_error"] = (100.0 * torch.cat(errors, dim=1).double().mean(dim=1)).tolist()
