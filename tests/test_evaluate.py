@@ -55,3 +55,15 @@ def test_per_iteration_means_over_uneven_batches():
     assert result["ami_std"] == pytest.approx([0.0, (1 / 3) ** 0.5], abs=1e-6)
     assert result["iterations"] == [1, 2] and result["examples"] == 4 and result["groups"] == 2
     assert "class_error" not in result
+
+
+def test_fg_ari_per_iteration_and_over_named_subsets():
+    import numpy as np
+
+    first_two = np.array([True, True, False, False])
+    result = evaluate(FakeModel(), torch.arange(4.0)[:, None].expand(4, 4).contiguous(), OBJECTS,
+                      iterations=2, batch_size=3, subsets={"first": first_two, "rest": ~first_two})
+    # FG-ARI: perfect = 1, merged = 0 (every pair together in the prediction, apart in the truth)
+    assert result["ari"] == pytest.approx([1.0, 0.5], abs=1e-12)
+    assert result["ari_subsets"]["first"] == {"examples": 2, "ari": pytest.approx([1.0, 1.0], abs=1e-12)}
+    assert result["ari_subsets"]["rest"] == {"examples": 2, "ari": pytest.approx([1.0, 0.0], abs=1e-12)}
