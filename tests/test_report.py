@@ -18,7 +18,7 @@ TINY = ["--widths", "24-12-12", "--epochs", "2", "--train-examples", "200", "--v
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir):
-    """Two run directories (one probed, one with a saved eval_test.json) and the page comparing them."""
+    """Two run directories (one probed, one with a saved evaluation of 50 test examples) and the page comparing them."""
     root = tmp_path_factory.mktemp("report")
     first, second = root / "first", root / "second"
     assert main(["train", "shapes", "--run-dir", str(first), *TINY]) == 0
@@ -71,7 +71,7 @@ def test_report_is_self_contained_with_every_section(runs):
     assert len(parser.images) == 7  # curves overlaid, and per run: curves, ranked groupings, removal
     assert all(src.startswith("data:image/png;base64,") for src in parser.images)
     assert {"comparison", "config", "curves", "table1a", "groupings", "probe"} <= parser.ids
-    assert "from eval_test.json" in text and "computed for this page on the first 50 test examples" in text
+    assert "from eval_test_n50.json" in text and "computed for this page on the first 50 test examples" in text
     assert "**" not in text and "<b>" in text  # the probe grid, its paper examples in bold
     assert "no probe.json" in text  # the second run was not probed
 

@@ -120,10 +120,20 @@ def _config(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else read_checkpoint(run_dir)[0].to_dict()
 
 
+def _saved_eval(run_dir: Path) -> Path | None:
+    """What ``tagger eval`` wrote for the test split: the full one (``eval_test.json``), else the
+    one on the most examples (``eval_test_nN.json``)."""
+    if (run_dir / "eval_test.json").exists():
+        return run_dir / "eval_test.json"
+    subsets = [(int(match.group(1)), path) for path in run_dir.glob("eval_test_n*.json")
+               if (match := re.fullmatch(r"eval_test_n(\d+)\.json", path.name))]
+    return max(subsets)[1] if subsets else None
+
+
 def _table1a(run_dir: Path, options: EvalOptions) -> tuple[dict, str]:
-    """Table 1a from ``eval_test.json`` if ``tagger eval`` wrote one, else computed on a slice."""
-    saved = run_dir / "eval_test.json"
-    if saved.exists():
+    """Table 1a from what ``tagger eval`` saved for the test split, else computed on a slice."""
+    saved = _saved_eval(run_dir)
+    if saved is not None:
         return json.loads(saved.read_text()), f"from {saved.name}"
     result = evaluate_run(options.replace(output=options.output / "eval.json"))
     return result, f"computed for this page on the first {result['examples']} test examples"
