@@ -105,6 +105,10 @@ class TrainConfig:
             reference).
         train_examples: use only the first N training examples (0 = all).
         checkpoint_every: also checkpoint every N steps (0 = only at epoch ends).
+        checkpoint_minutes: checkpoint at an epoch's end only once this many minutes have passed
+            since the last one (0 = every epoch). The last epoch, a time limit and a signal always
+            write one. A paper-sized continuous checkpoint is ~350 MB (weights and Adam's moments):
+            saving it after each of 150 short GPU epochs would add minutes to the run.
         max_minutes: stop training (after a checkpoint) once this wall time is spent (0 = no limit).
         deterministic: use torch's deterministic algorithms (slower on GPU; errors where an
             op has no deterministic version).
@@ -129,6 +133,7 @@ class TrainConfig:
     eval_batch_size: int = option(100, "batch size at validation (matters for batch norm)")
     train_examples: int = option(0, "use the first N training examples (0 = all)")
     checkpoint_every: int = option(0, "also checkpoint every N steps")
+    checkpoint_minutes: float = option(0.0, "checkpoint at epoch ends at most every M minutes (0 = every epoch)")
     max_minutes: float = option(0.0, "stop (with a checkpoint) after this much training time (0 = no limit)")
     deterministic: bool = option(False, "torch deterministic algorithms (bit-exact reruns; slower on GPU)")
     precision: str = option("fp32", "fp32 (default; TF32 matmuls on GPU) or bf16 autocast of the matmuls (opt-in)",
@@ -155,6 +160,7 @@ class TrainConfig:
             (self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}"),
             (self.train_examples >= 0, f"--train-examples must be >= 0, got {self.train_examples}"),
             (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}"),
+            (self.checkpoint_minutes >= 0, f"--checkpoint-minutes must be >= 0, got {self.checkpoint_minutes}"),
             (self.max_minutes >= 0, f"--max-minutes must be >= 0, got {self.max_minutes}"),
             (self.precision in ("fp32", "bf16"), f"--precision must be fp32 or bf16, got {self.precision!r}"),
             (self.class_cost >= 0, f"--class-cost must be >= 0, got {self.class_cost}"),

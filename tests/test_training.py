@@ -90,3 +90,26 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes(data_dir, tmp_p
     config.train.max_minutes = 0.0
     last = Trainer(config, tmp_path, device="cpu", progress=False).run(resume=True)
     assert last["epoch"] == 1 and last["step"] == 10
+
+
+def test_checkpoint_minutes_skips_epoch_saves_but_keeps_the_last(data_dir, tmp_path, monkeypatch):
+    """--checkpoint-minutes: epoch ends inside the interval write no checkpoint; the last epoch
+    always does, and the weights are those of an every-epoch run."""
+    import tagger.training.trainer as trainer_module
+
+    saves = []
+    real = trainer_module.save_checkpoint
+    monkeypatch.setattr(trainer_module, "save_checkpoint", lambda *a, **k: (saves.append(a[3]["step"]), real(*a, **k)))
+    config = small_config(epochs=3, train_examples=200, valid_examples=20, batch_size=20)
+    config.model.widths = (24, 12, 12)
+    apply_process_settings(config.train, torch.device("cpu"))
+    Trainer(config, tmp_path / "every", device="cpu", progress=False).run()
+    assert saves == [10, 20, 30]
+    saves.clear()
+    config.train.checkpoint_minutes = 60.0
+    apply_process_settings(config.train, torch.device("cpu"))
+    Trainer(config, tmp_path / "sparse", device="cpu", progress=False).run()
+    assert saves == [30]
+    _, state, weights, _ = read_checkpoint(tmp_path / "sparse")
+    _, _, every, _ = read_checkpoint(tmp_path / "every")
+    assert state["step"] == 30 and all(torch.equal(weights[k], every[k]) for k in every)

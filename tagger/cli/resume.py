@@ -2,8 +2,8 @@
 
 A resumed run is the run it was: a flag that would change the model, the data or the
 optimisation is refused (silently ignoring it would train something other than what was asked),
-unless it equals the stored value. ``--epochs`` and ``--checkpoint-every`` may change and are
-stored; ``--max-minutes`` limits this invocation only.
+unless it equals the stored value. ``--epochs``, ``--checkpoint-every`` and
+``--checkpoint-minutes`` may change and are stored; ``--max-minutes`` limits this invocation only.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import ConfigError
 from .flags import given_flags
 
-RESUMABLE = ("epochs", "max_minutes", "checkpoint_every")  # what may change on --resume
+RESUMABLE = ("epochs", "max_minutes", "checkpoint_every", "checkpoint_minutes")  # what may change on --resume
 
 
 def _shown(value) -> str:
@@ -24,7 +24,8 @@ def _shown(value) -> str:
 
 def _refuse(flag: str, given, stored, run_dir: Path) -> None:
     raise ConfigError(f"{flag} {_shown(given)} conflicts with the resumed run's {_shown(stored)}: on --resume only "
-                      f"--epochs, --max-minutes and --checkpoint-every may change (for other settings start a new "
+                      f"--epochs, --max-minutes, --checkpoint-every and --checkpoint-minutes may change (for other "
+                      f"settings start a new "
                       f"run, e.g. with --init {run_dir} to keep its weights)")
 
 

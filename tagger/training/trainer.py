@@ -30,6 +30,8 @@ from .runlog import RunLog
 from .state import TrainState, optimizer_tensors, restore_optimizer, restore_rng, rng_tensors
 from .steps import make_step
 
+FIGURE_SECONDS = 30.0  # TensorBoard's grouping figure at most this often (it costs ~0.5 s of CPU)
+
 
 def load_splits(config: Config, data_dir=None):
     """The training and validation :class:`~tagger.datasets.common.Split` s, checked against the model."""
@@ -64,6 +66,8 @@ class Trainer:
         self.order = torch.Generator().manual_seed(config.train.seed + 1)  # data order (CPU)
         self.load_data(data_dir)
         self.state = TrainState()
+        self.saved_at = (-1, time.time())  # (step, wall time) of the last checkpoint
+        self.figure_at = 0.0  # wall time of the last TensorBoard grouping figure
         self.epoch_order_state = self.order.get_state()
         self.step = make_step(compile, self.model, config, self.device, ranks, self.labeled)
 
@@ -100,6 +104,7 @@ class Trainer:
         if self.ranks.main:
             save_checkpoint(self.run_dir, self.config, self.model, self.state.to_dict(), tensors)
         self.ranks.barrier()
+        self.saved_at = (self.state.step, time.time())
 
     def restore(self) -> None:
         """Continue from ``run_dir``'s checkpoint: weights, Adam, RNG, position."""
@@ -116,6 +121,7 @@ class Trainer:
             raise CheckpointError(f"{self.run_dir}: {error}") from None
         if self.labeled is not None:
             self.labeled.restore(self.state.labeled_position, tensors)
+        self.saved_at = (self.state.step, time.time())
 
     # -- steps ----------------------------------------------------------------------------
     def epoch_batches(self):
@@ -184,7 +190,9 @@ class Trainer:
         state.epoch += 1
         state.position = 0
         self.epoch_order_state = self.order.get_state()
-        self.save()
+        minutes = self.config.train.checkpoint_minutes
+        if state.epoch >= self.config.train.epochs or time.time() - self.saved_at[1] >= minutes * 60:
+            self.save()
 
     @torch.no_grad()
     def log_groupings(self, log, shown: int = 4) -> None:
@@ -192,8 +200,9 @@ class Trainer:
         epoch, so a run can be watched live. Only where TensorBoard is written (rank 0); it runs
         one evaluation batch (a BatchNorm model normalises over its batch, as in validation),
         ~1/100 of a validation pass on the full split."""
-        if getattr(log, "writer", None) is None:
+        if getattr(log, "writer", None) is None or time.time() - self.figure_at < FIGURE_SECONDS:
             return
+        self.figure_at = time.time()
         import io
 
         from ..visualize import grouping_figure
@@ -237,6 +246,8 @@ class Trainer:
                 self.end_epoch(log)
                 if stop.requested:
                     break
+            if self.saved_at[0] != self.state.step:  # --checkpoint-minutes skipped the last epoch's save
+                self.save()
         if stop.requested:
             raise Interrupted(f"{stop.requested}: checkpoint written at step {self.state.step} (epoch "
                               f"{self.state.epoch + 1}); --resume {self.run_dir} continues")
