@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import Config
 from .errors import CheckpointError, ConfigError
+from .export import is_export, read_export
 from .files import fsync_dir, write_atomically, write_file_durably
 
 FORMAT = "tagger-checkpoint"
@@ -101,7 +102,7 @@ def checkpoint_candidates(path: Path) -> list[Path]:
         raise CheckpointError(f"{path}: no such run directory or checkpoint")
     if path.is_file():
         path = path.parent
-    if (path / "state.json").exists():
+    if (path / "state.json").exists() or is_export(path):
         return [path]
     found = [path / name for name in (CURRENT, PREVIOUS) if (path / name / "state.json").exists()]
     if not found:
@@ -110,7 +111,7 @@ def checkpoint_candidates(path: Path) -> list[Path]:
 
 
 def find_checkpoint(path: Path) -> Path:
-    """Resolve a run directory or checkpoint directory/file to a checkpoint directory."""
+    """Resolve a run directory, checkpoint directory/file or export to the folder read."""
     return checkpoint_candidates(path)[0]
 
 
@@ -144,6 +145,8 @@ def _verify_digests(folder: Path, digests) -> None:
 
 
 def _read_folder(folder: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    if is_export(folder):  # weights only, in pieces (tagger.export)
+        return read_export(folder)
     try:
         document = json.loads((folder / "state.json").read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -1,4 +1,4 @@
-"""Command line: ``tagger train | eval | show | probe | report | bench | baseline | rc | demo | data``.
+"""Command line: ``tagger train | eval | show | probe | report | export | bench | baseline | rc | demo | data``.
 ``tagger CMD --help`` explains each. Every command turns its flags into typed settings and calls
 the library; a :class:`tagger.errors.UserError` (or an OS error) is one line and exit code 2."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _command(name: str):
     from . import baselines, inspect, probe, report, train
 
     return {"train": train.run_train, "demo": train.run_demo, "data": train.run_data, "bench": train.run_bench,
-            "eval": inspect.run_eval, "show": inspect.run_show, "probe": probe.run_probe, "report": report.run_report,
+            "eval": inspect.run_eval, "show": inspect.run_show, "export": inspect.run_export, "probe": probe.run_probe, "report": report.run_report,
             "baseline": baselines.run_baseline, "rc": baselines.run_rc}[name]
 
 

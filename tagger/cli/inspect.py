@@ -195,3 +195,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     return show_run(EvalOptions.from_args(args))
+
+
+def run_export(args) -> None:
+    from ..export import export_run
+
+    paths = export_run(args.run_dir, args.output, dtype=args.dtype, piece_mib=args.piece_mib)
+    total = sum(path.stat().st_size for path in paths)
+    print(f"exported {args.run_dir} as {len(paths)} {args.dtype} piece(s), {total / 2**20:.1f} MiB, into {args.output}")

@@ -88,6 +88,16 @@ def _add_probe_and_report(commands) -> None:
     sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
 
 
+def _add_export_command(commands) -> None:
+    text = "a run's weights as safetensors pieces under a size limit (fp16 by default)"
+    sub = commands.add_parser("export", help=text, description=text + ". eval, show, probe, report and "
+                              "train --init read the folder like a run directory; --resume does not (weights only)")
+    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
+    sub.add_argument("--output", type=Path, required=True, help="a new or empty folder for the pieces")
+    sub.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="default fp16 (half the size)")
+    sub.add_argument("--piece-mib", type=float, default=15.0, help="largest piece in MiB (default 15)")
+
+
 def _add_baseline_command(commands) -> None:
     text = "train and test one of Table 2's baselines on TextureMNIST (FC MLP, FC Ladder, ConvNet)"
     sub = commands.add_parser("baseline", help=text, description=text + ". Defaults: the paper's model for "
@@ -161,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_eval_commands(commands)
     _add_probe_and_report(commands)
+    _add_export_command(commands)
 
     bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
     bench.add_argument("--dataset", default="shapes", choices=list(DATASETS))
