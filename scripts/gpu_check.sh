@@ -10,16 +10,19 @@
 # evaluate and pack. A stage cut short keeps its checkpoint in runs/NAME, and the next call of this
 # script on the same machine resumes it (`tagger train --resume`); a stage starts only after the ones
 # before it are complete. A finished stage is evaluated on its whole test split and drawn.
-# Everything goes to $OUT (default ./gpu_out): results.tgz (logs, metrics.csv per stage, eval JSON),
-# summary.log and the figures, repacked every 20 s so a killed call still returns its metrics.
+# Everything goes to $OUT (default ./gpu_out): results.tgz (logs, metrics.csv per stage, eval JSON,
+# figures) and summary.log, repacked every 20 s so a killed call still returns its metrics. Once
+# texture2 is complete its weights also come back as fp16 pieces of <= 15 MiB in $OUT/texture2-fp16
+# (`tagger export`), so a later lease can run semi from them: SEMI_INIT=DIR (default runs/texture2).
 # DEVICE (default cuda), COMPILE (graph, or fused), EVAL_EXAMPLES (default 0 = whole test split).
-# CPU dry run: DEVICE=cpu COMPILE=off CALL_SECONDS=60 RESERVE_S=30 EXTRA="--train-examples 200 --epochs 1"
+# CPU dry run: DEVICE=cpu COMPILE=off CALL_SECONDS=150 RESERVE_S=30 EVAL_EXAMPLES=100 STAGES=texture2 \
+#   EXTRA="--train-examples 200 --epochs 1 --valid-examples 100" TAGGER_DATA=~/.cache/tagger bash scripts/gpu_check.sh
 set -uo pipefail
 FINAL=${OUT:-gpu_out}; mkdir -p "$FINAL"
 OUT=$(mktemp -d)  # at most 8 files come back: pack everything into one archive
 START=$(date +%s); CALL_SECONDS=${CALL_SECONDS:-540}; RESERVE_S=${RESERVE_S:-90}
 DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}; EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; EXTRA=${EXTRA:-}
-STAGES=${STAGES:-"texture2 semi shapes-ln shapes-bn"}; BASELINE_MIN=${BASELINE_MIN:-1.5}; BENCH_STEPS=${BENCH_STEPS:-50}
+STAGES=${STAGES:-"texture2 semi shapes-ln shapes-bn"}; SEMI_INIT=${SEMI_INIT:-runs/texture2}; BASELINE_MIN=${BASELINE_MIN:-1.5}; BENCH_STEPS=${BENCH_STEPS:-50}
 export PYTHONUNBUFFERED=1 TAGGER_DATA=${TAGGER_DATA:-$PWD/.carry/data}
 PY=python3
 want() { case " $STAGES " in *" $1 "*) return 0;; esac; return 1; }
@@ -32,7 +35,7 @@ pack() {
     [ -f "$run/groupings.png" ] && cp "$run/groupings.png" "$OUT/${name}_groupings.png"
   done
   tar czf "$FINAL/results.tgz.part" -C "$OUT" . && mv "$FINAL/results.tgz.part" "$FINAL/results.tgz"
-  cp "$OUT"/summary.log "$OUT"/*.png "$FINAL"/ 2>/dev/null; true
+  cp "$OUT"/summary.log "$FINAL"/ 2>/dev/null; true
 }
 ( while sleep 20; do pack; done ) & PACKER=$!
 trap 'kill $PACKER 2>/dev/null; pack' EXIT
@@ -90,8 +93,11 @@ fi
 # in order of value; a later stage waits for the earlier ones
 ok=0
 want texture2 && { train_full texture2 texture-mnist paper --digits 2 --valid-examples 500 || ok=1; }
+if want texture2 && [ $ok = 0 ] && [ ! -d "$FINAL/texture2-fp16" ]; then  # 58 MiB: 4 files that come back
+  $PY -m tagger export runs/texture2 --output "$FINAL/texture2-fp16" --piece-mib 15 2>&1 | tee -a "$OUT/summary.log"
+fi
 [ $ok = 0 ] && want semi && { train_full semi texture-mnist paper-semi --digits 2 --valid-examples 500 \
-                                  --init runs/texture2 || ok=1; }
+                                  --init "$SEMI_INIT" || ok=1; }
 [ $ok = 0 ] && want shapes-ln && { train_full shapes-ln shapes paper --valid-examples 500 || ok=1; }
 [ $ok = 0 ] && want shapes-bn && { train_full shapes-bn shapes paper-bn --valid-examples 500 || ok=1; }
 if want baselines; then
