@@ -52,6 +52,12 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _document_digest(document: dict) -> str:
+    """sha256 of state.json's content (all but this digest), in a canonical JSON form."""
+    content = {key: value for key, value in document.items() if key != "document_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state: dict,
                     tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Atomically write a checkpoint into ``run_dir/checkpoint``.
@@ -74,6 +80,7 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
         digests = {name: sha256(staging / name) for name in TENSOR_FILES}  # verified at load
         document = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "state": state,
                     "sha256": digests}
+        document["document_sha256"] = _document_digest(document)  # state.json checks itself too
         write_file_durably(staging / "state.json", lambda p: p.write_text(json.dumps(document, indent=1)))
         fsync_dir(staging)
         os.chmod(staging, 0o755)  # mkdtemp makes 0700
@@ -153,6 +160,9 @@ def _read_folder(folder: Path) -> tuple[Config, dict, dict[str, torch.Tensor], d
         raise CheckpointError(f"{folder / 'state.json'}: unreadable ({error})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(f"{folder / 'state.json'}: not a tagger checkpoint")
+    if "document_sha256" in document and document["document_sha256"] != _document_digest(document):
+        raise CheckpointError(f"{folder / 'state.json'}: content differs from the digest recorded at save "
+                              "(edited or corrupted)")
     if document.get("version") != VERSION:
         raise CheckpointError(f"{folder / 'state.json'}: checkpoint version {document.get('version')} unsupported")
     try:

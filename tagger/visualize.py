@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .files import write_atomically
+
 PALETTE = np.array([[0.89, 0.10, 0.11], [0.22, 0.49, 0.72], [0.30, 0.69, 0.29], [0.60, 0.31, 0.64],
                     [1.00, 0.50, 0.00], [0.65, 0.34, 0.16], [0.97, 0.51, 0.75], [0.60, 0.60, 0.60]])
 
@@ -75,9 +77,9 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
     if hasattr(path, "write"):  # a buffer: the caller embeds the PNG, no file is written
         fig.savefig(path, dpi=80, format="png")
     else:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
+        path = Path(path)  # written atomically: an interrupted save leaves the old figure, if any
+        fmt = path.suffix[1:].lower() or "png"
+        write_atomically(path, lambda target: fig.savefig(target, dpi=80, format=fmt))
     plt.close(fig)
     return path
 

@@ -176,3 +176,19 @@ def test_safetensors_own_full_disk_error_is_errno_28(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, Config(model=SMALL), model, {"step": 9})
     assert raised.value.errno == errno.ENOSPC
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+
+
+def test_an_edited_state_json_is_refused_by_its_own_digest(tmp_path):
+    """A change that still parses (the step, a hyperparameter) is caught; a state.json written
+    before this digest existed is still read."""
+    saved_run(tmp_path)
+    path = tmp_path / "checkpoint" / "state.json"
+    original = path.read_text()
+    document = json.loads(original)
+    document["state"]["step"] = 4
+    path.write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match="state.json: content differs"):
+        read_checkpoint(tmp_path)
+    del document["document_sha256"]
+    path.write_text(json.dumps(document))
+    assert read_checkpoint(tmp_path)[1]["step"] == 4
