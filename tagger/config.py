@@ -118,6 +118,9 @@ class TrainConfig:
             semi-supervised TextureMNIST runs). Needs a top layer of 11 units (10 digits + none).
         labeled: labelled training examples for the class cost, balanced over classes as the
             reference chose them (1000 in Table 2; 0 = every training example).
+        permute_pixels: shuffle the pixel positions of every image (train, valid, test) by one
+            fixed permutation drawn from this seed; -1 = none. Tagger's model is fully connected,
+            so it should group permuted images as well as plain ones (the paper's claim).
         init_from: a run directory whose weights start this run where names and shapes match
             (the reference's ``--continue``: pretrained grouping, new top layers).
     """
@@ -140,12 +143,15 @@ class TrainConfig:
                             choices=("fp32", "bf16"))
     class_cost: float = option(0.0, "weight of the classification cost (TextureMNIST; needs a top width of 11)")
     labeled: int = option(0, "labelled training examples, balanced by class (0 = all)")
+    permute_pixels: int = option(-1, "shuffle every image's pixels by one fixed permutation drawn from this seed "
+                                     "(-1 = none): the no-image-prior test", metavar="SEED")
     init_from: str = option("", "start from this run's weights where names and shapes match (e.g. the "
                                 "pretrained grouping for --preset paper-semi)", flag="init", metavar="RUN_DIR")
 
     def data_kwargs(self) -> dict:
         """Keyword arguments of :func:`tagger.datasets.load` for this dataset (digits for TextureMNIST)."""
-        return {"n_digits": self.n_digits} if self.dataset == "texture-mnist" else {}
+        extra = {"n_digits": self.n_digits} if self.dataset == "texture-mnist" else {}
+        return extra | ({"permute_pixels": self.permute_pixels} if self.permute_pixels >= 0 else {})
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -165,6 +171,7 @@ class TrainConfig:
             (self.precision in ("fp32", "bf16"), f"--precision must be fp32 or bf16, got {self.precision!r}"),
             (self.class_cost >= 0, f"--class-cost must be >= 0, got {self.class_cost}"),
             (self.labeled >= 0, f"--labeled must be >= 0, got {self.labeled}"),
+            (self.permute_pixels >= -1, f"--permute-pixels must be a seed >= 0 (or -1: none), got {self.permute_pixels}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -178,6 +178,9 @@ def show_run(options: EvalOptions) -> int:
     chosen, captions = _chosen_examples(options, masks[:, :pool], objects[:pool])
     if config.train.class_cost > 0:
         captions = _class_captions(top, split, chosen, captions)
+    if config.train.permute_pixels >= 0:  # a model trained on shuffled pixels, drawn in image space
+        undo = lambda a: datasets.unpermute(a, config.train.permute_pixels, split.image_shape)  # noqa: E731
+        features, objects, masks, reconstructions = undo(features), undo(objects), undo(masks), undo(reconstructions)
     removed = ("_ami" if options.order == "ami" else "") + ("_without" + "-".join(map(str, remove)) if remove else "")
     output = options.output or _run_dir_of(options.run_dir) / f"groupings_{options.split}{removed}.png"
     grouping_figure(features[chosen], objects[chosen], masks[:, chosen], reconstructions[:, chosen],
