@@ -3,6 +3,8 @@
 #   texture2   TextureMNIST2 `paper` pretraining, all 150 epochs (Table 2's first stage)
 #   semi       TextureMNIST2 `paper-semi` from texture2, 50 epochs, 1,000 labels (Table 2's Tagger row)
 #   shapes-ln  Shapes `paper` (LayerNorm), 100 epochs      shapes-bn  Shapes `paper-bn`, 100 epochs
+#   tetrominoes  Tetrominoes `paper` (BatchNorm, 3000-2000-1000, the reference's v), TETROMINOES_EPOCHS
+#              (default 150; a lease holds ~10 minutes of training), FG-ARI in its evaluation
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
 #   baselines  Table 2's FC MLP, FC Ladder and ConvNet on TextureMNIST2, 1,000 labels (BASELINE_MIN each)
 # STAGES picks them (default "texture2 semi shapes-ln shapes-bn"). Every training runs the preset's own
@@ -100,6 +102,8 @@ fi
                                   --init "$SEMI_INIT" || ok=1; }
 [ $ok = 0 ] && want shapes-ln && { train_full shapes-ln shapes paper --valid-examples 500 || ok=1; }
 [ $ok = 0 ] && want shapes-bn && { train_full shapes-bn shapes paper-bn --valid-examples 500 || ok=1; }
+[ $ok = 0 ] && want tetrominoes && { train_full tetrominoes tetrominoes paper --valid-examples 500 \
+                                         --epochs "${TETROMINOES_EPOCHS:-150}" || ok=1; }
 if want baselines; then
   for model in mlp ladder convnet; do
     log "baseline $model (TextureMNIST2, 1k labels, $BASELINE_MIN min)"
@@ -112,7 +116,7 @@ fi
 
 log "summary"
 cat "$OUT/bench.md" 2>/dev/null
-for name in texture2 semi shapes-ln shapes-bn; do
+for name in texture2 semi shapes-ln shapes-bn tetrominoes; do
   [ -f runs/$name/metrics.csv ] || continue
   $PY - "$OUT" "$name" runs/$name/metrics.csv <<'PYEOF'
 import csv, json, sys
