@@ -113,3 +113,33 @@ def test_batch_norm_under_two_gloo_processes_is_per_rank(tmp_path):
     # came through per-rank batch statistics: equal to the half-batch run, not to the whole-batch one
     assert ddp["losses"] == pytest.approx(halves, abs=1e-5)
     assert abs(whole[1] - halves[1]) > 1e-3
+
+
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(data_dir, tmp_path):
+    """SIGINT to rank 1 only: both ranks stop at the next sync point, rank 0 checkpoints, both exit
+    130 (no rank is left waiting in a collective), and --resume then finishes the run."""
+    import signal
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", TAGGER_DATA=str(data_dir), WORLD_SIZE="2",
+               MASTER_ADDR="127.0.0.1", MASTER_PORT="29536")
+    args = [sys.executable, "-m", "tagger", "train", "shapes", "--widths", "24-12-12", "--train-examples", "4000",
+            "--batch-size", "20", "--epochs", "2", "--valid-examples", "40", "--no-progress",
+            "--run-dir", str(tmp_path / "run")]
+    ranks = [subprocess.Popen(args, env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    metrics = tmp_path / "run" / "metrics.csv"
+    started = time.time()
+    while not metrics.exists() and time.time() - started < 120:  # epoch 1 done: mid-epoch 2 next
+        time.sleep(0.05)
+    time.sleep(0.5)
+    ranks[1].send_signal(signal.SIGINT)
+    codes = [process.wait(timeout=120) for process in ranks]
+    assert codes == [130, 130], [process.stderr.read()[-500:] for process in ranks]
+    _, state, _, _ = read_checkpoint(tmp_path / "run")
+    assert 200 <= state["step"] < 400 and state["step"] % 20 == 0  # at an epoch end or a sync point
+    resumed = [subprocess.Popen([sys.executable, "-m", "tagger", "train", "--resume", str(tmp_path / "run"),
+                                 "--no-progress"], env=dict(env, RANK=str(r), LOCAL_RANK=str(r), MASTER_PORT="29537"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    assert [process.wait(timeout=300) for process in resumed] == [0, 0]
+    assert read_checkpoint(tmp_path / "run")[1]["step"] == 400

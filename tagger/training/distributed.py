@@ -46,6 +46,14 @@ class Ranks:
             value /= self.world
         return value
 
+    def maximum(self, value: int, device) -> int:
+        """The largest of every rank's ``value`` (identity when not distributed)."""
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.int64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

@@ -146,7 +146,8 @@ class Trainer:
             state.step += 1
             state.position = position + 1
             bar.update(1)
-            if len(running) == 20 or position + 1 == steps:  # one host sync per 20 steps
+            synced = len(running) == 20 or position + 1 == steps
+            if synced:  # one host sync per 20 steps
                 self.check_loss(self.ranks.mean(torch.stack(running).mean()).item(), bar)
                 state.train_costs.append(state.last_loss)
                 running = []
@@ -154,11 +155,25 @@ class Trainer:
                 state.elapsed += time.time() - started
                 started = time.time()
                 self.save()
-            if time.time() > deadline or stop.requested:
+            if self.stop_code(deadline, stop, synced):
                 break
         bar.close()
         state.elapsed += time.time() - started
         return state.position == steps
+
+    def stop_code(self, deadline: float, stop: StopRequests, synced: bool = True) -> int:
+        """0 = go on, 1 = the time limit, 2 = a signal. Under torchrun every rank must stop after
+        the same step (a rank that stops alone leaves the others waiting in a collective), so
+        the ranks agree at the loss sync points, and a signal that reached one rank stops all."""
+        wanted = 2 if stop.requested else 1 if time.time() > deadline else 0
+        if self.ranks.world == 1:
+            return wanted
+        if not synced:
+            return 0
+        agreed = self.ranks.maximum(wanted, self.device)
+        if agreed == 2 and stop.requested is None:
+            stop.requested = "a signal to another rank"
+        return agreed
 
     def check_loss(self, value: float, bar) -> None:
         if not math.isfinite(value):
@@ -244,7 +259,7 @@ class Trainer:
                     self.save()
                     break
                 self.end_epoch(log)
-                if stop.requested:
+                if self.stop_code(float("inf"), stop) == 2:
                     break
             if self.saved_at[0] != self.state.step:  # --checkpoint-minutes skipped the last epoch's save
                 self.save()
