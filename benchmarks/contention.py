@@ -1,12 +1,13 @@
 """How the training step and the metrics slow down when other processes share the CPU.
 
-    python benchmarks/contention.py [--busy 0 1 2] [--policies default PASSIVE] [--output FILE]
+    python benchmarks/contention.py [--busy 0 1 2] [--policies default PASSIVE SPIN=10000] [--output FILE]
 
 For each OpenMP wait policy and each number of busy neighbours (processes doing 2-thread fp32
 matmuls, like another training), one fresh process times (a) the `quick` Shapes training step
 (`tagger bench --preset quick --steps 10 --repeats 2`) and (b) AMI of 10,000 TextureMNIST-like
 examples (benchmarks/bench_metrics.py), both with the thread count tagger uses. The wait policy
-is set through ``OMP_WAIT_POLICY`` before the process starts ("default" leaves it unset). The
+is set through ``OMP_WAIT_POLICY`` before the process starts ("default" leaves it unset;
+"SPIN=N" sets libgomp's ``GOMP_SPINCOUNT``, the spins before a waiting thread sleeps). The
 slowdown is the time over the same policy's idle time; with two cores, losing a fair share to
 one neighbour is ~1.5-2x, to two ~2-3x.
 """
@@ -29,7 +30,9 @@ BUSY = "import torch; torch.set_num_threads(2); a = torch.randn(1024, 1024)\nwhi
 def timed(policy: str) -> dict:
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
-    if policy != "default":
+    if policy.startswith("SPIN="):  # libgomp's spin count before a waiting thread sleeps
+        env["GOMP_SPINCOUNT"] = policy[5:]
+    elif policy != "default":
         env["OMP_WAIT_POLICY"] = policy
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "bench.json"

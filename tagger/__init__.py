@@ -1,10 +1,22 @@
 """tagger: TAG / Tagger (iterative amortized grouping, Greff et al., NIPS 2016) in PyTorch."""
+import os
+import sys
+
+if "torch" not in sys.modules:  # read once, when torch loads its OpenMP runtime
+    # Threads waiting at an OpenMP barrier spin 300,000 times before sleeping (libgomp's default).
+    # On a CPU shared with another busy process that turned a 2-thread training step 10-50x slower;
+    # 1,000 spins keep the slowdown near the share of cores lost (~2x beside one busy process) for
+    # ~10 % on an idle machine (docs/performance.md, "Sharing the CPU"). Set it yourself to override.
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
 from .config import Config, ModelConfig, TrainConfig, preset
 from .errors import CheckpointError, ConfigError, DataError, TrainingError, UserError
 from .model import Tagger, TaggerOutput
+from .pretrained import load_pretrained, pretrained_names
 
 __version__ = "0.1.0"
 __all__ = ["Config", "ModelConfig", "TrainConfig", "preset", "Tagger", "TaggerOutput", "load",
+           "load_pretrained", "pretrained_names",
            "UserError", "ConfigError", "DataError", "CheckpointError", "TrainingError"]
 
 
