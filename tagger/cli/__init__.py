@@ -30,6 +30,24 @@ def _command(name: str):
             "baseline": baselines.run_baseline, "rc": baselines.run_rc}[name]
 
 
+def _resolve_pretrained(args) -> None:
+    """``--pretrained NAME``: a working copy of the shipped model stands in for RUN_DIR."""
+    from ..pretrained import working_copy
+
+    if hasattr(args, "run_dirs"):  # report: any mix of run directories and shipped models
+        args.run_dirs = list(args.run_dirs) + [working_copy(name) for name in args.pretrained]
+        if not args.run_dirs:
+            raise UserError("give at least one RUN_DIR or --pretrained NAME")
+        return
+    if args.pretrained and args.run_dir is not None:
+        raise UserError("give RUN_DIR or --pretrained NAME, not both")
+    if args.pretrained:
+        args.run_dir = working_copy(args.pretrained)
+        print(f"pretrained model {args.pretrained} (card and outputs in {args.run_dir})")
+    elif args.run_dir is None:
+        raise UserError("give RUN_DIR (a run directory, checkpoint or export) or --pretrained NAME")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -39,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "mnist_dir", None) is not None:  # the MNIST loader reads it from the environment
         os.environ["TAGGER_MNIST"] = str(args.mnist_dir)
     try:
+        if hasattr(args, "pretrained"):
+            _resolve_pretrained(args)
         return int(_command(args.command)(args) or 0)
     except KeyboardInterrupt as error:  # training's Interrupted says where its checkpoint is
         print(f"tagger: interrupted{': ' + str(error) if str(error) else ''}", file=sys.stderr)

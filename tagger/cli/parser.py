@@ -1,4 +1,4 @@
-"""The argument parser of ``tagger train | eval | show | probe | report | bench | baseline | rc | demo | data``.
+"""The argument parser of ``tagger train | eval | show | probe | report | export | bench | baseline | rc | demo | data``.
 
 Config overrides are not declared here: :func:`tagger.cli.flags.add_config_flags` derives them
 from the config dataclasses (:class:`~tagger.config.ModelConfig`, :class:`~tagger.config.TrainConfig`,
@@ -11,10 +11,12 @@ from pathlib import Path
 from ..baselines.reconstruction_clustering import RCConfig
 from ..baselines.train import BaselineConfig
 from ..config import DATASETS, ModelConfig, TrainConfig
+from ..pretrained import pretrained_names
 from ..training.steps import MODES
 from .flags import add_config_flags
 
 EXAMPLES = """examples:
+  tagger show --pretrained shapes-quick         # a shipped model's groupings, in seconds
   tagger demo                                   # quick CPU run on Shapes: train, evaluate, figure
   tagger train shapes --preset paper --run-dir runs/shapes-ln
   tagger train shapes --preset quick --norm batch --epochs 3
@@ -34,12 +36,19 @@ EXAMPLES = """examples:
 COMPILE_MODES = list(MODES)
 
 
+def _add_run_dir(sub) -> None:
+    """RUN_DIR, or --pretrained NAME (a model shipped with the package; see tagger.pretrained)."""
+    sub.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="run directory, checkpoint or export")
+    sub.add_argument("--pretrained", metavar="NAME",
+                     help=f"a model shipped with the package instead of RUN_DIR: {', '.join(pretrained_names())}")
+
+
 def _add_eval_commands(commands) -> None:
     """``tagger eval`` and ``tagger show``: the same flags."""
     for name, text in (("eval", "Table 1a for a run: denoising cost and AMI per iteration"),
                        ("show", "PNG of groupings like the paper's Figure 4")):
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
+        _add_run_dir(sub)
         sub.add_argument("--split", default="test", help="test (default), valid, train or single (Shapes)")
         sub.add_argument("--iterations", type=int, default=5, help="iterations to run (default 5)")
         sub.add_argument("--groups", type=int, help="K at evaluation (default: as trained)")
@@ -67,7 +76,7 @@ def _add_probe_and_report(commands) -> None:
     """``tagger probe`` (the generalisation grid) and ``tagger report`` (one HTML page)."""
     text = "generalisation of a Shapes run: AMI over shapes per image x groups K x iterations T"
     sub = commands.add_parser("probe", help=text, description=text + "; writes probe.json and probe.md into the run")
-    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory or checkpoint")
+    _add_run_dir(sub)
     sub.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="shapes per image (default 1-5)")
     sub.add_argument("--groups", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="K values (default 2-6)")
     sub.add_argument("--iterations", type=int, default=10, help="T: one run, every iteration 1..T read (default 10)")
@@ -78,7 +87,9 @@ def _add_probe_and_report(commands) -> None:
     sub.add_argument("--data-dir", type=Path)
     text = "one self-contained HTML page of one run, or of several side by side"
     sub = commands.add_parser("report", help=text, description=text + " (figures embedded, opens offline)")
-    sub.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories")
+    sub.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="run directories")
+    sub.add_argument("--pretrained", action="append", default=[], metavar="NAME",
+                     help=f"a shipped model (repeatable): {', '.join(pretrained_names())}")
     sub.add_argument("--output", type=Path, help="HTML file (default RUN_DIR/report.html for one run, "
                      "report.html in the current directory for several)")
     sub.add_argument("--examples", type=int, default=500, help="test examples for Table 1a when the run has no "

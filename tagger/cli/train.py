@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import datasets
 from ..checkpoint import find_checkpoint, read_checkpoint
-from ..config import Config, preset
+from ..config import Config, TrainConfig, preset
 from ..errors import ConfigError
 from ..training.rundir import artefacts, check_new_run_dir, holds_checkpoint
 from .flags import apply_flags
@@ -104,6 +104,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from .inspect import EvalOptions, evaluate_run, show_run
 
     run_dir = Path(args.run_dir)
+    _instant_look(args)
     common = dict(device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
     if artefacts(run_dir) and holds_checkpoint(run_dir):
         print(f"{run_dir} holds a run already; resuming it")
@@ -122,6 +123,20 @@ def run_demo(args: argparse.Namespace) -> int:
     return show_run(options.replace(examples=4))
 
 
+def _instant_look(args: argparse.Namespace) -> None:
+    """Before training: the shipped ``shapes-quick`` model's groupings and Table 1a on 1,000 test
+    images, in seconds, so a first result is on screen before the minutes of training start."""
+    from ..pretrained import pretrained_names, working_copy
+    from .inspect import EvalOptions, evaluate_run, show_run
+
+    if "shapes-quick" not in pretrained_names():
+        return
+    print("a pretrained model first (tagger show/eval --pretrained shapes-quick), then training your own:")
+    options = EvalOptions(run_dir=working_copy("shapes-quick"), device=args.device, data_dir=args.data_dir)
+    evaluate_run(options.replace(examples=1000))
+    show_run(options.replace(examples=4, order="ami", pool=1000))
+
+
 def _demo_resume_config(args: argparse.Namespace, run_dir: Path) -> Config:
     """The demo run's config: --epochs and --max-minutes may change; another --train-examples is refused."""
     config, _, _, _ = read_checkpoint(run_dir)
@@ -136,7 +151,7 @@ def _demo_resume_config(args: argparse.Namespace, run_dir: Path) -> Config:
 
 def run_data(args: argparse.Namespace) -> int:
     started = time.time()
-    kwargs = {"n_digits": args.digits} if args.dataset == "texture-mnist" else {}
+    kwargs = TrainConfig(dataset=args.dataset, n_digits=args.digits).data_kwargs()
     split = datasets.load(args.dataset, "train", args.data_dir, **kwargs)
     print(f"{split.name}: {len(split)} examples of {split.input_size} elements, "
           f"cached in {datasets.data_dir(args.data_dir)} ({time.time() - started:.1f} s)")
