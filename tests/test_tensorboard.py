@@ -5,8 +5,13 @@ from tagger import preset
 from tagger.training import Trainer
 
 
-def test_training_logs_the_grouping_figure_every_epoch(data_dir, tmp_path):
+@pytest.mark.parametrize("interval, epochs", [(0.0, [1, 2]), (3600.0, [1])])
+def test_training_logs_the_grouping_figure_at_most_every_interval(data_dir, tmp_path, monkeypatch, interval, epochs):
+    """Every epoch when epochs are slower than the interval; once in a short run with a long one."""
+    import tagger.training.trainer as trainer_module
+
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    monkeypatch.setattr(trainer_module, "FIGURE_SECONDS", interval)
     config = preset("quick")
     config.model.widths = (24, 12, 12)
     config.train.epochs, config.train.train_examples, config.train.valid_examples = 2, 100, 50
@@ -16,6 +21,6 @@ def test_training_logs_the_grouping_figure_every_epoch(data_dir, tmp_path):
     events.Reload()
     assert "groupings/valid" in events.Tags()["images"]
     images = events.Images("groupings/valid")
-    assert [image.step for image in images] == [1, 2]
+    assert [image.step for image in images] == epochs
     assert images[0].width > 100 and images[0].height > 100
     assert {"valid_ami_1", "valid_ami_2", "valid_ari_2"} <= set(events.Tags()["scalars"])

@@ -35,6 +35,7 @@ class EvalOptions:
     order: str = "first"  # show: first examples, or spread over the AMI ranking of ``pool``
     pool: int = 1000
     remove_group: list[int] = field(default_factory=list)
+    progress: bool = True  # a progress bar while evaluating (on stderr)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EvalOptions":
@@ -112,7 +113,7 @@ def evaluate_run(options: EvalOptions) -> dict:
         distinct = distinct_colours(split.colors[:features.shape[0]])
         subsets = {"distinct colours": distinct, "repeated colour": ~distinct}
     result = evaluate(model, features, objects, iterations=options.iterations, groups=options.groups,
-                      batch_size=options.batch_size, seed=options.seed, progress=True, labels=labels,
+                      batch_size=options.batch_size, seed=options.seed, progress=options.progress, labels=labels,
                       subsets=subsets)
     result.update(split=split.name, preset=config.preset, norm=config.model.norm,
                   seconds=round(time.time() - started, 2))

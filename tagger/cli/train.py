@@ -104,12 +104,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from .inspect import EvalOptions, evaluate_run, show_run
 
     run_dir = Path(args.run_dir)
-    _instant_look(args)
     common = dict(device=args.device, data_dir=args.data_dir, progress=not args.no_progress)
-    if artefacts(run_dir) and holds_checkpoint(run_dir):
+    resume = bool(artefacts(run_dir) and holds_checkpoint(run_dir))
+    if resume:
         print(f"{run_dir} holds a run already; resuming it")
         config = _demo_resume_config(args, run_dir)
-        train(TrainJob(config, run_dir, resume=True, **common))
     else:
         check_new_run_dir(run_dir)  # files but no checkpoint: refused, not cleaned
         config = preset("quick")
@@ -117,7 +116,9 @@ def run_demo(args: argparse.Namespace) -> int:
         for name in ("epochs", "train_examples"):
             if getattr(args, name) is not None:
                 setattr(config.train, name, getattr(args, name))
-        train(TrainJob(config.validate(), run_dir, **common))
+        config.validate()
+    _instant_look(args)  # after the checks: bad flags fail at once
+    train(TrainJob(config, run_dir, resume=resume, **common))
     options = EvalOptions(run_dir=run_dir, device=args.device, data_dir=args.data_dir)
     evaluate_run(options.replace(examples=args.eval_examples))
     return show_run(options.replace(examples=4))
@@ -132,7 +133,8 @@ def _instant_look(args: argparse.Namespace) -> None:
     if "shapes-quick" not in pretrained_names():
         return
     print("a pretrained model first (tagger show/eval --pretrained shapes-quick), then training your own:")
-    options = EvalOptions(run_dir=working_copy("shapes-quick"), device=args.device, data_dir=args.data_dir)
+    options = EvalOptions(run_dir=working_copy("shapes-quick"), device=args.device, data_dir=args.data_dir,
+                          progress=False)
     evaluate_run(options.replace(examples=1000))
     show_run(options.replace(examples=4, order="ami", pool=1000))
 
