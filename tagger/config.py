@@ -85,7 +85,7 @@ class ModelConfig:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
 
 
-DATASETS = ("shapes", "texture-mnist", "tetrominoes")
+DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")
 
 
 @dataclass
@@ -93,8 +93,10 @@ class TrainConfig:
     """How to train and validate.
 
     Attributes:
-        dataset: ``"shapes"`` or ``"texture-mnist"``.
+        dataset: one of :data:`DATASETS`.
         n_digits: digits per TextureMNIST image (1 or 2).
+        active_bins: spectrograms: the input is the map of active bins (binary, Bernoulli input
+            model) instead of the log magnitude (continuous). Chosen by the preset.
         epochs: passes over the training split.
         batch_size: examples per step.
         lr: Adam learning rate.
@@ -127,6 +129,7 @@ class TrainConfig:
 
     dataset: str = option("shapes", "the dataset (chosen by the command's DATASET argument)", flag=None)
     n_digits: int = option(2, "TextureMNIST digits per image (chosen by --digits)", flag=None)
+    active_bins: bool = option(False, "spectrograms: binary active-bin input (chosen by the preset)", flag=None)
     epochs: int = option(100, "passes over the training split")
     batch_size: int = option(100, "examples per step")
     lr: float = option(4e-4, "Adam learning rate")
@@ -151,6 +154,7 @@ class TrainConfig:
     def data_kwargs(self) -> dict:
         """Keyword arguments of :func:`tagger.datasets.load` for this dataset (digits for TextureMNIST)."""
         extra = {"n_digits": self.n_digits} if self.dataset == "texture-mnist" else {}
+        extra |= {"binary": self.active_bins} if self.dataset == "spectrograms" else {}
         return extra | ({"permute_pixels": self.permute_pixels} if self.permute_pixels >= 0 else {})
 
     def validate(self) -> None:
@@ -189,6 +193,9 @@ class Config:
     def validate(self) -> "Config":
         self.model.validate()
         self.train.validate()
+        if self.train.dataset == "spectrograms" and self.train.active_bins != (self.model.likelihood == "binary"):
+            raise ConfigError("spectrograms: the active-bin input needs the binary likelihood and the log "
+                              "magnitude the continuous one; choose the preset that says which")
         if self.train.class_cost > 0:
             if self.train.dataset != "texture-mnist":
                 raise ConfigError("--class-cost needs labels: only texture-mnist has them")
@@ -274,6 +281,12 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
             "paper": lambda: _tetrominoes("paper", norm="batch", widths=(3000, 2000, 1000)),
             "quick": lambda: _quick_tetrominoes(),
         }
+    elif dataset == "spectrograms":
+        presets = {
+            "quick": lambda: _spectrograms("quick", active_bins=False),
+            "quick-binary": lambda: _spectrograms("quick-binary", active_bins=True),
+            "paper-binary": lambda: _spectrograms("paper-binary", active_bins=True, paper=True),
+        }
     else:
         raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     if name not in presets:
@@ -298,6 +311,20 @@ def _quick_tetrominoes() -> Config:
     config = _tetrominoes("quick", norm="layer", widths=(300, 150, 150), v_param="fixed", v_init=0.2)
     config.train.epochs, config.train.lr, config.train.batch_size = 1, 2e-3, 32
     return config
+
+
+def _spectrograms(preset: str, active_bins: bool, paper: bool = False) -> Config:
+    """Sound mixtures (48 bins x 32 frames, three sources, K = 4) with the Shapes networks: `quick`
+    (500-250-250, Adam 4e-3, 10 epochs) on the log magnitude (continuous, v fixed at 0.2 as the
+    continuous study found best) or on the active-bin map (binary, the Shapes recipe); and the
+    Shapes `paper` recipe (2000-1000-500, Adam 4e-4, 100 epochs) on the active bins, for a GPU.
+    z0 = the data mean (0.23 for both inputs)."""
+    model = dict(input_size=48 * 32, norm="layer", widths=(2000, 1000, 500) if paper else (500, 250, 250), z0=0.23)
+    if not active_bins:
+        model |= dict(likelihood="continuous", noise=0.2, v_param="fixed", v_init=0.2)
+    train = TrainConfig(dataset="spectrograms", active_bins=active_bins, epochs=100 if paper else 10,
+                        lr=4e-4 if paper else 4e-3)
+    return Config(preset=preset, model=ModelConfig(**model), train=train)
 
 
 def _quick_shapes() -> Config:

@@ -189,6 +189,12 @@ def show_run(options: EvalOptions) -> int:
                     + (f", group {', '.join(map(str, remove))} removed in the last iteration" if remove else ""),
                     captions=captions)
     print(f"written {output}")
+    if split.name.startswith("spectrograms"):  # sound: each group's share of the mixture, as WAV files
+        from ..audio import write_separated
+
+        folder = output.parent / f"audio_{options.split}"
+        files = write_separated(folder, options.split, chosen, masks[-1, chosen].cpu().numpy(), options.data_dir)
+        print(f"written {len(files)} WAV files (mixture, true sources, groups) into {folder}")
     return 0
 
 

@@ -75,7 +75,7 @@ def _add_eval_commands(commands) -> None:
 def _add_probe_and_report(commands) -> None:
     """``tagger probe`` (the generalisation grid) and ``tagger report`` (one HTML page)."""
     text = "generalisation of a Shapes run: AMI over shapes per image x groups K x iterations T"
-    sub = commands.add_parser("probe", help=text, description=text + "; writes probe.json and probe.md into the run")
+    sub = commands.add_parser("probe", help=text, description=text + "; writes probe.json, probe.md and probe.png into the run")
     _add_run_dir(sub)
     sub.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="shapes per image (default 1-5)")
     sub.add_argument("--groups", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="K values (default 2-6)")
@@ -148,7 +148,7 @@ def _add_rc_command(commands) -> None:
 def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a model (writes a run directory)")
     # dataset, preset and digits default to None so that --resume can tell what was given
-    train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes")
+    train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes, spectrograms")
     train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
                             "paper-ln (TextureMNIST); TextureMNIST classification: paper-semi, quick-semi")
     train.add_argument("--digits", type=int, help="TextureMNIST digits per image (1 or 2; default 2)")
