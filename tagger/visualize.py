@@ -93,3 +93,34 @@ def _show(axis, image: np.ndarray, label: str | None, tint=None) -> None:
     axis.set_yticks([])
     if label:
         axis.set_title(label, fontsize=8)
+
+
+def probe_figure(result: dict, path) -> Path:
+    """The generalisation grid of ``tagger probe`` as a picture: AMI over objects x groups at the
+    reported iteration (left) and AMI per iteration at the trained K, one line per object count."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = {(c["objects"], c["groups"]): c["ami"] for c in result["cells"]}
+    shown, trained_k = result["trained"]["reported_iteration"], result["trained"]["groups"]
+    grid = np.array([[cells[n, k][shown - 1] for k in result["groups"]] for n in result["objects"]])  # (objects, K)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    left.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+    for (row, col), value in np.ndenumerate(grid):
+        left.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                  color="black" if value > 0.6 else "white")
+    left.set(xticks=range(len(result["groups"])), xticklabels=result["groups"], xlabel="groups K",
+             yticks=range(len(result["objects"])), yticklabels=result["objects"], ylabel="objects per image",
+             title=f"AMI after {shown} iterations")
+    for n in result["objects"]:
+        if (n, trained_k) in cells:
+            right.plot(result["iterations"], cells[n, trained_k], marker=".", label=f"{n} object{'s' * (n > 1)}")
+    right.set(xlabel="iteration", ylabel="AMI", ylim=(0, 1), title=f"K = {trained_k} (as trained)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    path = Path(path)
+    write_atomically(path, lambda target: figure.savefig(target, dpi=90, format="png"))
+    plt.close(figure)
+    return path

@@ -3,7 +3,7 @@
 One command evaluates the model on images with 1..5 shapes, with K = 2..6 groups, and reads
 every iteration 1..T of one T = 10 run (:func:`tagger.evaluate.evaluate` reports them all), so
 the grid costs objects x groups evaluations, not x iterations too. It writes ``probe.json``
-(the grid) and ``probe.md`` (its tables) into the run directory; ``tagger report`` shows them.
+(the grid), ``probe.md`` (its tables) and ``probe.png`` (the grid as a picture) into the run directory; ``tagger report`` shows them.
 """
 from __future__ import annotations
 
@@ -109,6 +109,9 @@ def run_probe(args: argparse.Namespace) -> int:
     folder = _run_dir_of(options.run_dir)
     (folder / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
     (folder / "probe.md").write_text(format_probe(result))
+    from ..visualize import probe_figure
+
+    probe_figure(result, folder / "probe.png")
     print(format_probe(result))
-    print(f"written {folder / 'probe.json'} and {folder / 'probe.md'} ({result['seconds']} s)")
+    print(f"written {folder / 'probe.json'}, probe.md and probe.png ({result['seconds']} s)")
     return 0
