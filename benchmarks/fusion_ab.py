@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tagger.ladder as ladder  # noqa: E402
 import tagger.model as model_module  # noqa: E402
 from tagger import Tagger  # noqa: E402
-from tagger.config import preset  # noqa: E402
+from tagger.presets import preset  # noqa: E402
 
 FUSED = ladder.normalize
 

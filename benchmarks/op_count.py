@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tagger import Tagger  # noqa: E402
-from tagger.config import preset  # noqa: E402
+from tagger.presets import preset  # noqa: E402
 
 # operators that only make views or allocate: no kernel on a GPU
 NO_KERNEL = {"aten::view", "aten::reshape", "aten::_reshape_alias", "aten::t", "aten::transpose",

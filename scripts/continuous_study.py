@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from tagger.config import preset
+from tagger.presets import preset
 from tagger.training.device import apply_process_settings
 from tagger.training.trainer import Trainer
 

@@ -9,7 +9,8 @@ if "torch" not in sys.modules:  # read once, when torch loads its OpenMP runtime
     # ~10 % on an idle machine (docs/performance.md, "Sharing the CPU"). Set it yourself to override.
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
-from .config import Config, ModelConfig, TrainConfig, preset
+from .config import Config, ModelConfig, TrainConfig
+from .presets import preset
 from .errors import CheckpointError, ConfigError, DataError, TrainingError, UserError
 from .model import Tagger, TaggerOutput
 from .pretrained import load_pretrained, pretrained_names

@@ -10,7 +10,8 @@ import torch
 from tagger import ModelConfig, Tagger, datasets
 from tagger.checkpoint import CheckpointError, save_checkpoint
 from tagger.classify import class_cost, class_error, class_probabilities, class_targets, labeled_subset
-from tagger.config import Config, ConfigError, TrainConfig, preset
+from tagger.config import Config, ConfigError, TrainConfig
+from tagger.presets import preset
 from tagger.datasets.common import Split
 from tagger.training.labeled import initialise_from
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .. import datasets
 from ..checkpoint import find_checkpoint, read_checkpoint
-from ..config import Config, TrainConfig, preset
+from ..config import Config, TrainConfig
+from ..presets import preset
 from ..errors import ConfigError
 from ..training.rundir import artefacts, check_new_run_dir, holds_checkpoint
 from .flags import apply_flags

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import preset
+from ..presets import preset
 from ..errors import ConfigError
 from ..files import write_text_atomically
 from ..metrics import ami
