@@ -5,7 +5,7 @@
 #   shapes-ln  Shapes `paper` (LayerNorm), 100 epochs      shapes-bn  Shapes `paper-bn`, 100 epochs
 #   tetrominoes  Tetrominoes `paper` (BatchNorm, 3000-2000-1000, the reference's v), TETROMINOES_EPOCHS
 #              (default 150; a lease holds ~10 minutes of training), FG-ARI in its evaluation
-#   spectrograms  sound mixtures, `paper-binary` (the Shapes `paper` network on the active-bin map), 100 epochs
+#   spectrograms  sound mixtures, `large` (the Shapes `paper` network and recipe on the active-bin map), 100 epochs
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
 #   baselines  Table 2's FC MLP, FC Ladder and ConvNet on TextureMNIST2, 1,000 labels (BASELINE_MIN each)
 # STAGES picks them (default "texture2 semi shapes-ln shapes-bn"). Every training runs the preset's own
@@ -105,7 +105,7 @@ fi
 [ $ok = 0 ] && want shapes-bn && { train_full shapes-bn shapes paper-bn --valid-examples 500 || ok=1; }
 [ $ok = 0 ] && want tetrominoes && { train_full tetrominoes tetrominoes paper --valid-examples 500 \
                                          --epochs "${TETROMINOES_EPOCHS:-150}" || ok=1; }
-[ $ok = 0 ] && want spectrograms && { train_full spectrograms spectrograms paper-binary --valid-examples 500 || ok=1; }
+[ $ok = 0 ] && want spectrograms && { train_full spectrograms spectrograms large --valid-examples 500 || ok=1; }
 if want baselines; then
   for model in mlp ladder convnet; do
     log "baseline $model (TextureMNIST2, 1k labels, $BASELINE_MIN min)"

@@ -98,8 +98,9 @@ def test_loader_caches_and_binarises(tiny_splits):
 
 
 def test_presets_pair_input_and_likelihood():
-    assert preset("quick", "spectrograms").validate().model.likelihood == "continuous"
-    binary = preset("quick-binary", "spectrograms").validate()
+    assert preset("quick-logmag", "spectrograms").validate().model.likelihood == "continuous"
+    assert preset("large", "spectrograms").validate().model.likelihood == "binary"
+    binary = preset("quick", "spectrograms").validate()
     assert binary.model.likelihood == "binary" and binary.train.data_kwargs() == {"binary": True}
     binary.model.likelihood = "continuous"
     with pytest.raises(ConfigError, match="active-bin"):
@@ -135,7 +136,7 @@ def test_short_training_on_active_bins_learns_to_group(tiny_splits, monkeypatch)
     from tagger.training import Trainer, apply_process_settings
 
     monkeypatch.setattr(sp, "SPLIT_SIZES", {"train": 2000, "valid": 200, "test": 8})
-    config = preset("quick-binary", "spectrograms")
+    config = preset("quick", "spectrograms")
     config.model.widths = (200, 100, 100)
     config.train.epochs, config.train.batch_size, config.train.valid_examples = 3, 50, 200
     apply_process_settings(config.train, torch.device("cpu"))
