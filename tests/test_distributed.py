@@ -40,7 +40,8 @@ def test_two_gloo_processes_match_one(data_dir, tmp_path):
                 "-m", "tagger", "train"]
     one_epoch = [arg if arg != "2" else "1" for arg in ARGS]  # --epochs 2 -> 1
     run([*torchrun, "--run-dir", str(tmp_path / "resumed"), *one_epoch], env)
-    run([*torchrun, "--resume", str(tmp_path / "resumed"), "--epochs", "2", "--no-progress"], env)
+    resume = [*torchrun, "--resume", str(tmp_path / "resumed"), "--epochs", "2", "--no-progress"]
+    run([arg if arg != "29534" else "29535" for arg in resume], env)  # a port of its own: none reused
     _, state_resumed, weights_resumed, _ = read_checkpoint(tmp_path / "resumed")
     assert state_resumed["step"] == 20
     for name in weights_two:

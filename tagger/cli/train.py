@@ -76,6 +76,7 @@ def train(job: TrainJob) -> dict:
             print(f"training {job.config.preset} ({job.config.train.dataset}, {job.config.model.norm} norm) on "
                   f"{device} x {ranks.world} -> {job.run_dir}")
         last = trainer.run(resume=job.resume)
+        ranks.barrier()  # every rank is done before any leaves the group (a rank leaving early could abort another)
     finally:
         distributed.teardown()
     if ranks.main:
