@@ -26,7 +26,7 @@ def write_separated(folder: Path, split: str, indices: list[int], masks: np.ndar
     folder.mkdir(parents=True, exist_ok=True)
     sources = sp.sources_of(split, indices, data_dir)
     truth = sp.waveforms(sources)  # (n, S, L)
-    groups = sp.separate(sources, masks)  # (n, K, L)
+    groups = sp.separate(truth.sum(axis=1), masks)  # (n, K, L)
     written = []
     for row, index in enumerate(indices):
         named = {"mixture": truth[row].sum(axis=0)}

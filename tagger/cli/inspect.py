@@ -189,7 +189,7 @@ def show_run(options: EvalOptions) -> int:
                     + (f", group {', '.join(map(str, remove))} removed in the last iteration" if remove else ""),
                     captions=captions)
     print(f"written {output}")
-    if split.name.startswith("spectrograms"):  # sound: each group's share of the mixture, as WAV files
+    if config.train.dataset == "spectrograms":  # sound: each group's share of the mixture, as WAV files
         from ..audio import write_separated
 
         folder = output.parent / f"audio_{options.split}"

@@ -170,6 +170,15 @@ def spectrograms(split: str, binary: bool = False, data_dir: str | os.PathLike |
         A :class:`Split`: ``features`` float32 ``(N, 1536)`` in [0, 1], ``objects`` uint8
         ``(N, 1536)`` (0 = quiet bin, 1..3 = dominant source), ``image_shape == (48, 32)``.
     """
+    stored = _stored(split, data_dir)
+    objects = stored["objects"]
+    features = (objects > 0).astype(np.float32) if binary else np.divide(stored["levels_u8"], 255, dtype=np.float32)
+    return Split(name=f"spectrograms{'-binary' if binary else ''}/{split}", features=features, objects=objects,
+                 image_shape=IMAGE_SHAPE, binary=binary)
+
+
+def _stored(split: str, data_dir) -> dict[str, np.ndarray]:
+    """A split's cached arrays (checked), generated and cached first if absent or damaged."""
     if split not in SPLIT_SIZES:
         raise DataError(f"spectrograms: unknown split {split!r}; choose from {', '.join(SPLIT_SIZES)}")
     path = _data_dir(data_dir) / f"spectrograms_v{RECIPE_VERSION}_{split}.npz"
@@ -177,32 +186,28 @@ def spectrograms(split: str, binary: bool = False, data_dir: str | os.PathLike |
     if stored is None:
         stored = generate(SPLIT_SIZES[split], SEEDS[split])
         save_npz_atomic(path, stored)
-    objects = stored["objects"]
-    features = (objects > 0).astype(np.float32) if binary else np.divide(stored["levels_u8"], 255, dtype=np.float32)
-    return Split(name=f"spectrograms{'-binary' if binary else ''}/{split}", features=features, objects=objects,
-                 image_shape=IMAGE_SHAPE, binary=binary)
+    return stored
 
 
 def sources_of(split: str, indices, data_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """The stored source parameters of some examples of a split (for :func:`waveforms`)."""
-    spectrograms(split, data_dir=data_dir)  # make sure the cache exists
-    with np.load(_data_dir(data_dir) / f"spectrograms_v{RECIPE_VERSION}_{split}.npz") as stored:
-        return {key: stored[key][np.asarray(indices)] for key in ("notes", "timbres", "onsets", "lengths",
-                                                                  "decays", "levels", "phases")}
+    stored = _stored(split, data_dir)
+    return {key: stored[key][np.asarray(indices)] for key in ("notes", "timbres", "onsets", "lengths",
+                                                              "decays", "levels", "phases")}
 
 
-def separate(sources: dict[str, np.ndarray], masks: np.ndarray) -> np.ndarray:
+def separate(mixture: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Audio of each group: the mixture's STFT times the group's mask, inverted.
 
     Args:
-        sources: one or more examples' parameters (:func:`sources_of`).
+        mixture: ``(n, SAMPLES)`` mixture waveforms (``waveforms(sources).sum(axis=1)``).
         masks: ``(n, K, D)`` masks in the image layout (rows of bins, highest first).
 
     Returns:
         ``(n, K, SAMPLES)`` float32 waveforms (the DC bin takes the mask of the lowest bin, the
         bins above 1.5 kHz that of the highest).
     """
-    mixture = stft(waveforms(sources).sum(axis=1))  # (n, 65, F)
+    mixture = stft(mixture)  # (n, 65, F)
     grid = np.asarray(masks).reshape(masks.shape[0], masks.shape[1], BINS, FRAMES)[:, :, ::-1, :]  # lowest bin first
     above = np.repeat(grid[:, :, -1:], N_FFT // 2 - BINS, axis=2)  # bins above 1.5 kHz: as the top bin
     full = np.concatenate([grid[:, :, :1], grid, above], axis=2)  # (n, K, N_FFT // 2 + 1, F): DC as bin 1
