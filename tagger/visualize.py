@@ -13,6 +13,16 @@ PALETTE = np.array([[0.89, 0.10, 0.11], [0.22, 0.49, 0.72], [0.30, 0.69, 0.29], 
                     [1.00, 0.50, 0.00], [0.65, 0.34, 0.16], [0.97, 0.51, 0.75], [0.60, 0.60, 0.60]])
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed; imported on first use)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def colour_groups(labels: np.ndarray, intensity: np.ndarray) -> np.ndarray:
     """RGB image ``(H, W, 3)``: each element in its group's colour, scaled by ``intensity``."""
     colours = PALETTE[labels % len(PALETTE)]
@@ -35,11 +45,7 @@ def grouping_figure(features: torch.Tensor, objects: torch.Tensor, masks: torch.
         captions: optional text per example, written under its ground truth (e.g. classes).
         iteration_names: column titles per iteration (default ``iter 1`` .. ``iter T``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     iterations, batch, groups, _ = masks.shape
     names = iteration_names or [f"iter {t + 1}" for t in range(iterations)]
     shape, pixels = tuple(image_shape), tuple(image_shape[:2])  # image and mask shapes
@@ -98,10 +104,7 @@ def _show(axis, image: np.ndarray, label: str | None, tint=None) -> None:
 def probe_figure(result: dict, path) -> Path:
     """The generalisation grid of ``tagger probe`` as a picture: AMI over objects x groups at the
     reported iteration (left) and AMI per iteration at the trained K, one line per object count."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cells = {(c["objects"], c["groups"]): c["ami"] for c in result["cells"]}
     shown, trained_k = result["trained"]["reported_iteration"], result["trained"]["groups"]
     grid = np.array([[cells[n, k][shown - 1] for k in result["groups"]] for n in result["objects"]])  # (objects, K)

@@ -82,11 +82,9 @@ def _iteration_columns(rows: list[dict], prefix: str) -> list[str]:
 def curves_png(runs: dict[str, list[dict]]) -> bytes | None:
     """Train cost, validation AMI / FG-ARI and v over epochs. One run: a line per iteration;
     several: the last iteration of each run, overlaid."""
-    import matplotlib
+    from ..visualize import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [(key, title) for key, title in (("train_cost", "train cost"), ("valid_ami_", "valid AMI"),
                                               ("valid_ari_", "valid FG-ARI"), ("v", "v (input variance)"))
               if any(_iteration_columns(rows, key) if key.endswith("_") else rows and key in rows[0]
