@@ -101,6 +101,10 @@ class TrainConfig:
         epochs: passes over the training split.
         batch_size: examples per step.
         lr: Adam learning rate.
+        lr_decay_from: where a linear decay of the learning rate to 0 starts, as a fraction of
+            the run's steps (``epochs`` x steps per epoch): 1 = constant (the reference code),
+            0 = decay over the whole run, 0.67 = the Ladder code's schedule. Set by the step
+            count, not by ``max_minutes``, so a run is the same whatever stops it.
         seed: seeds weights, data order, noise and mask initialisation.
         eval_iterations: iterations reported at validation and evaluation (5 in Table 1).
         valid_examples: validation examples scored after each epoch (0 = the whole split).
@@ -134,6 +138,9 @@ class TrainConfig:
     epochs: int = option(100, "passes over the training split")
     batch_size: int = option(100, "examples per step")
     lr: float = option(4e-4, "Adam learning rate")
+    lr_decay_from: float = option(1.0, "start a linear decay of the learning rate to 0 at this fraction of the "
+                                       "run's steps (1 = constant, the reference; 0 = over the whole run)",
+                                  metavar="FRACTION")
     seed: int = option(10, "seeds weights, data order, noise and mask initialisation")
     eval_iterations: int = option(5, "iterations reported at validation")
     valid_examples: int = option(1000, "validation examples scored per epoch (0 = all)")
@@ -166,6 +173,7 @@ class TrainConfig:
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (0 <= self.lr_decay_from <= 1, f"--lr-decay-from must be in [0, 1], got {self.lr_decay_from}"),
             (self.eval_iterations >= 1, f"--eval-iterations must be >= 1, got {self.eval_iterations}"),
             (self.valid_examples >= 0, f"--valid-examples must be >= 0, got {self.valid_examples}"),
             (self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}"),

@@ -1,5 +1,6 @@
 """Exact resume after `kill -9`: a real training subprocess is killed at several points and
-resumed; the final weights equal an uninterrupted run's bit for bit (CPU, one thread)."""
+resumed; the final weights equal an uninterrupted run's bit for bit (CPU, one thread), with a
+learning rate that decays over the run (a function of the step, so resumes follow it)."""
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import torch
 from tagger.checkpoint import read_checkpoint
 
 ARGS = ["--widths", "24-12-12", "--train-examples", "400", "--batch-size", "40", "--epochs", "3",
-        "--valid-examples", "40", "--checkpoint-every", "2", "--no-progress"]
+        "--valid-examples", "40", "--checkpoint-every", "2", "--lr-decay-from", "0.3", "--no-progress"]
 
 
 def environment(data_dir):

@@ -6,6 +6,7 @@ from tagger import preset
 from tagger.checkpoint import read_checkpoint
 from tagger.evaluate import evaluate
 from tagger.training import Trainer, apply_process_settings
+from tagger.training.steps import learning_rate
 
 
 def small_config(**train):
@@ -57,6 +58,23 @@ def test_resume_continues_bit_for_bit(data_dir, tmp_path):
     assert state_a["step"] == state_b["step"]
     for name in weights_a:
         assert torch.equal(weights_a[name], weights_b[name]), name
+
+
+def test_learning_rate_schedule_by_hand():
+    assert [learning_rate(1.0, 1.0, step, 100) for step in (0, 50, 99)] == [1.0, 1.0, 1.0]  # constant
+    assert [learning_rate(1.0, 0.0, step, 100) for step in (0, 50, 99)] == pytest.approx([1.0, 0.5, 0.01])
+    assert [learning_rate(2.0, 0.5, step, 100) for step in (40, 50, 75, 99)] == pytest.approx([2.0, 2.0, 1.0, 0.04])
+
+
+def test_decaying_rate_reaches_the_last_step_near_zero(data_dir, tmp_path):
+    """20 steps, decay from step 10: the last step (index 19) runs at lr / 10."""
+    config = small_config(epochs=2, train_examples=400, valid_examples=50, batch_size=40, lr_decay_from=0.5)
+    config.model.widths = (24, 12, 12)
+    apply_process_settings(config.train, torch.device("cpu"))
+    trainer = Trainer(config, tmp_path, device="cpu", progress=False)
+    trainer.run()
+    assert trainer.state.step == 20
+    assert trainer.step.optimizer.param_groups[0]["lr"] == pytest.approx(config.train.lr / 10)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path):

@@ -65,6 +65,23 @@ class Step:
     optimizer: torch.optim.Optimizer
     capturable: bool = False
 
+    def set_lr(self, value: float) -> None:
+        """The learning rate of the next steps (in place where a CUDA graph captured it as a tensor)."""
+        for group in self.optimizer.param_groups:
+            if torch.is_tensor(group["lr"]):
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
+
+
+def learning_rate(lr: float, decay_from: float, step: int, total_steps: int) -> float:
+    """Adam's rate for optimiser step ``step`` (0-based) of ``total_steps``: ``lr`` until
+    ``decay_from * total_steps``, then falling linearly to reach 0 after the last step."""
+    start = decay_from * total_steps
+    if step < start or total_steps <= start:
+        return lr
+    return lr * (total_steps - step) / (total_steps - start)
+
 
 def eager_step(model, loss_of, optimizer, groups: int, shard: tuple[int, int], labeled=None):
     """``batch -> loss``: one eager Adam step on the global ``batch`` (B, D) (this rank's slice of
@@ -193,7 +210,9 @@ def make_step(mode: str, model: torch.nn.Module, config: Config, device: torch.d
                                labeled), optimizer)
     if device.type != "cuda":
         raise ConfigError(f"--compile {mode} needs a CUDA device (use --device cuda, or --compile off)")
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, capturable=True)
+    # A decaying rate must be a tensor the graph reads on every replay (a float is baked in).
+    lr = train.lr if train.lr_decay_from >= 1 else torch.tensor(train.lr, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, capturable=True)
     extra = (labeled.x[:train.batch_size], labeled.labels[:train.batch_size]) if labeled is not None else ()
     step = capture_train_step(model, optimizer, train.batch_size, config.model.input_size, device,
                               loss_fn=graph_loss(model, loss_of, config.model.groups), extra_inputs=extra)

@@ -28,7 +28,7 @@ from .interrupts import Interrupted, StopRequests
 from .labeled import LabeledStream, initialise_from
 from .runlog import RunLog
 from .state import TrainState, optimizer_tensors, restore_optimizer, restore_rng, rng_tensors
-from .steps import make_step
+from .steps import learning_rate, make_step
 
 FIGURE_SECONDS = 30.0  # TensorBoard's grouping figure at most this often (it costs ~0.5 s of CPU)
 
@@ -141,7 +141,10 @@ class Trainer:
                    mininterval=0.1 if sys.stderr.isatty() else 30.0,
                    desc=f"epoch {state.epoch + 1}/{train.epochs}", leave=False)
         started, running = time.time(), []
+        decays = train.lr_decay_from < 1
         for position, indices in self.epoch_batches():
+            if decays:  # a function of the step alone, so a resumed run follows the same schedule
+                self.step.set_lr(learning_rate(train.lr, train.lr_decay_from, state.step, steps * train.epochs))
             running.append(self.step.fn(self.train_x[indices]))
             state.step += 1
             state.position = position + 1
