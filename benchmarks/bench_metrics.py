@@ -15,11 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from sklearn.metrics import adjusted_mutual_info_score
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tagger  # noqa: E402,F401  before torch: tagger's OpenMP spin setting applies only if torch is not loaded yet
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import adjusted_mutual_info_score  # noqa: E402
+
 from tagger.metrics import ami, ari  # noqa: E402
 
 

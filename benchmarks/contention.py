@@ -6,8 +6,9 @@ For each OpenMP wait policy and each number of busy neighbours (processes doing 
 matmuls, like another training), one fresh process times (a) the `quick` Shapes training step
 (`tagger bench --preset quick --steps 10 --repeats 2`) and (b) AMI of 10,000 TextureMNIST-like
 examples (benchmarks/bench_metrics.py), both with the thread count tagger uses. The wait policy
-is set through ``OMP_WAIT_POLICY`` before the process starts ("default" leaves it unset;
-"SPIN=N" sets libgomp's ``GOMP_SPINCOUNT``, the spins before a waiting thread sleeps). The
+is set through ``OMP_WAIT_POLICY`` before the process starts ("default" leaves it unset, so
+``import tagger`` sets ``GOMP_SPINCOUNT=1000`` in both processes; "SPIN=N" sets libgomp's
+``GOMP_SPINCOUNT``, the spins before a waiting thread sleeps: SPIN=300000 is libgomp's own default). The
 slowdown is the time over the same policy's idle time; with two cores, losing a fair share to
 one neighbour is ~1.5-2x, to two ~2-3x.
 """

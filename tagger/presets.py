@@ -25,7 +25,7 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
         ``paper``: the reference run (2000-1000-500, K=4, T=3, bit-flip 0.2, Adam 4e-4,
         100 epochs of batch 100), LayerNorm (the paper's best; ``--norm batch`` for the
         reference code's BatchNorm). ``paper-bn``: the same with BatchNorm.
-        ``quick``: CPU-sized: 18 epochs in ~15 minutes on a 2-core CPU (docs/results.md;
+        ``quick``: CPU-sized: 18 epochs in 15-30 minutes on a 2-core CPU (docs/results.md;
         docs/notebook.md for how it was chosen).
     TextureMNIST:
         ``paper``: 3000-2000-1000, Gaussian 0.2, z0 0.5, Adam 1e-3, 150 epochs, BatchNorm as
