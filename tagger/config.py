@@ -159,6 +159,11 @@ class TrainConfig:
     init_from: str = option("", "start from this run's weights where names and shapes match (e.g. the "
                                 "pretrained grouping for --preset paper-semi)", flag="init", metavar="RUN_DIR")
 
+    @property
+    def lr_decays(self) -> bool:
+        """Whether the learning rate follows a schedule (``lr_decay_from < 1``) instead of staying constant."""
+        return self.lr_decay_from < 1
+
     def data_kwargs(self) -> dict:
         """Keyword arguments of :func:`tagger.datasets.load` for this dataset (digits for TextureMNIST)."""
         extra = {"n_digits": self.n_digits} if self.dataset == "texture-mnist" else {}

@@ -211,7 +211,7 @@ def make_step(mode: str, model: torch.nn.Module, config: Config, device: torch.d
     if device.type != "cuda":
         raise ConfigError(f"--compile {mode} needs a CUDA device (use --device cuda, or --compile off)")
     # A decaying rate must be a tensor the graph reads on every replay (a float is baked in).
-    lr = train.lr if train.lr_decay_from >= 1 else torch.tensor(train.lr, device=device)
+    lr = torch.tensor(train.lr, device=device) if train.lr_decays else train.lr
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, capturable=True)
     extra = (labeled.x[:train.batch_size], labeled.labels[:train.batch_size]) if labeled is not None else ()
     step = capture_train_step(model, optimizer, train.batch_size, config.model.input_size, device,

@@ -141,9 +141,8 @@ class Trainer:
                    mininterval=0.1 if sys.stderr.isatty() else 30.0,
                    desc=f"epoch {state.epoch + 1}/{train.epochs}", leave=False)
         started, running = time.time(), []
-        decays = train.lr_decay_from < 1
         for position, indices in self.epoch_batches():
-            if decays:  # a function of the step alone, so a resumed run follows the same schedule
+            if train.lr_decays:  # a function of the step alone, so a resumed run follows the same schedule
                 self.step.set_lr(learning_rate(train.lr, train.lr_decay_from, state.step, steps * train.epochs))
             running.append(self.step.fn(self.train_x[indices]))
             state.step += 1
