@@ -40,6 +40,10 @@ class ModelConfig:
             (v stays at ``v_init``, not trained). A research knob.
         channels: C, colour channels per pixel (inputs stored pixel-major, D = pixels * C).
             With C > 1 masks are per pixel, shared over its channels (continuous data only).
+        pixel_noise: continuous data: the probability that a whole pixel (all its channels) is
+            replaced by uniform random values before the Gaussian noise. Not in the reference:
+            Gaussian noise on flat colours can be removed pixel by pixel, a replaced pixel only
+            from its object's other pixels. A research knob (docs/continuous.md).
     """
 
     input_size: int = option(400, "D, elements per example (must match the data)")
@@ -57,6 +61,8 @@ class ModelConfig:
     v_param: str = option("reference", "continuous: how v is parameterised: reference (a + sqrt(a^2+1)), log "
                                        "(exp(a)) or fixed (stays at --v-init)", choices=("reference", "log", "fixed"))
     channels: int = option(1, "C, colour channels per pixel (D = pixels x C); C > 1: per-pixel masks")
+    pixel_noise: float = option(0.0, "continuous: probability that a whole pixel is replaced by uniform random "
+                                     "values before the Gaussian noise (not in the reference)")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -84,6 +90,10 @@ class ModelConfig:
             raise ConfigError(f"--v-param must be reference, log or fixed, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
+        if not 0.0 <= self.pixel_noise < 1.0:
+            raise ConfigError(f"--pixel-noise must be in [0, 1), got {self.pixel_noise}")
+        if self.pixel_noise and self.likelihood != "continuous":
+            raise ConfigError("--pixel-noise needs the continuous likelihood")
 
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")

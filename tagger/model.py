@@ -35,14 +35,17 @@ class Draws:
     Attributes:
         corruption: ``(B, D)`` standard draws for the likelihood's corruption, or None (clean).
         mask_logits: ``(B, K, P)`` standard normals; ``m0 = softmax_K(mask_logits)``.
+        pixels: ``(B, P + D)`` uniforms for ``pixel_noise`` (which pixels, then their new
+            values), or None (drawn last, so runs without it see the same numbers as before).
     """
 
     corruption: torch.Tensor | None
     mask_logits: torch.Tensor
+    pixels: torch.Tensor | None = None
 
     def shard(self, start: int, stop: int) -> "Draws":
-        corruption = None if self.corruption is None else self.corruption[start:stop]
-        return Draws(corruption, self.mask_logits[start:stop])
+        cut = lambda draws: None if draws is None else draws[start:stop]  # noqa: E731
+        return Draws(cut(self.corruption), self.mask_logits[start:stop], cut(self.pixels))
 
 
 @dataclass
@@ -98,7 +101,18 @@ class Tagger(nn.Module):
         size = self.config.input_size
         corruption = self.likelihood.draw((batch, size), device, dtype, generator) if corrupt else None
         logits = torch.randn((batch, groups, self.pixels), device=device, dtype=dtype, generator=generator)
-        return Draws(corruption, logits)
+        pixels = None
+        if corrupt and self.config.pixel_noise:
+            pixels = torch.rand((batch, self.pixels + size), device=device, dtype=dtype, generator=generator)
+        return Draws(corruption, logits, pixels)
+
+    def corrupt(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
+        """``x`` ``(B, D)`` with ``pixel_noise`` of its pixels replaced by uniform values, then the
+        likelihood's own noise (Gaussian, or bit flips)."""
+        if draws.pixels is not None:
+            hit, values = draws.pixels.split([self.pixels, self.config.input_size], dim=-1)  # (B, P), (B, D)
+            x = torch.where(self.per_element(hit < self.config.pixel_noise), values, x)
+        return self.likelihood.corrupt(x, draws.corruption)
 
     def initial_state(self, mask_logits: torch.Tensor):
         """``z0 = config.z0`` ``(B, K, D)`` and ``m0 = softmax_K(mask_logits)`` ``(B, K, P)``."""
@@ -180,7 +194,7 @@ class Tagger(nn.Module):
         removed = self.removal(remove_groups, groups, x.device)
         if draws is None:
             draws = self.draw(x.shape[0], groups, x.device, x.dtype, generator, corrupt)
-        x_noisy = self.likelihood.corrupt(x, draws.corruption) if corrupt else x
+        x_noisy = self.corrupt(x, draws) if corrupt else x
         x_noisy = x_noisy.unsqueeze(1)  # (B, 1, D)
         z, masks = self.initial_state(draws.mask_logits)
         z_in = z

@@ -141,6 +141,26 @@ def test_binary_corruption_flips_at_the_right_rate():
     assert flipped.mean().item() == pytest.approx(0.2, abs=0.005)
 
 
+def test_pixel_noise_replaces_whole_pixels_at_the_right_rate():
+    config = ModelConfig(input_size=300 * 3, channels=3, widths=(8, 4), likelihood="continuous", pixel_noise=0.25)
+    model = Tagger(config)
+    x = torch.full((200, 900), 2.0)  # outside [0, 1), so every replaced value is told apart
+    draws = model.draw(200, 4, "cpu", generator=torch.Generator().manual_seed(0))
+    draws.corruption.zero_()  # the replacement alone
+    replaced = (model.corrupt(x, draws) != 2.0).view(200, 300, 3)  # (B, P, C)
+    assert (replaced.all(-1) == replaced.any(-1)).all()  # a pixel's channels go together
+    assert replaced[..., 0].float().mean().item() == pytest.approx(0.25, abs=0.01)
+    values = model.corrupt(x, draws).view(200, 300, 3)[replaced]
+    assert values.min() >= 0.0 and values.max() < 1.0
+    # without it the draws are the ones the model always made (same numbers, nothing extra)
+    plain = Tagger(ModelConfig(input_size=900, channels=3, widths=(8, 4), likelihood="continuous"))
+    before = plain.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
+    after = model.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
+    assert before.pixels is None and torch.equal(before.corruption, after.corruption)
+    assert torch.equal(before.mask_logits, after.mask_logits)
+    assert model.draw(7, 4, "cpu", corrupt=False).pixels is None
+
+
 def test_gaussian_cost_matches_hand_computation():
     likelihood = GaussianLikelihood(0.2)
     v = positive(torch.tensor(1.0)).item()  # 1 + sqrt(2)
