@@ -36,7 +36,7 @@ class Draws:
         corruption: ``(B, D)`` standard draws for the likelihood's corruption, or None (clean).
         mask_logits: ``(B, K, P)`` standard normals; ``m0 = softmax_K(mask_logits)``.
         pixels: ``(B, P + D)`` uniforms for ``pixel_noise`` (which pixels, then their new
-            values), or None (drawn last, so runs without it see the same numbers as before).
+            values), or None (drawn last: with ``pixel_noise = 0`` the other draws do not change).
     """
 
     corruption: torch.Tensor | None
