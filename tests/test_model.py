@@ -147,10 +147,11 @@ def test_pixel_noise_replaces_whole_pixels_at_the_right_rate():
     x = torch.full((200, 900), 2.0)  # outside [0, 1), so every replaced value is told apart
     draws = model.draw(200, 4, "cpu", generator=torch.Generator().manual_seed(0))
     draws.corruption.zero_()  # the replacement alone
-    replaced = (model.corrupt(x, draws) != 2.0).view(200, 300, 3)  # (B, P, C)
+    noisy = model.corrupt(x, draws).view(200, 300, 3)  # (B, P, C)
+    replaced = noisy != 2.0
     assert (replaced.all(-1) == replaced.any(-1)).all()  # a pixel's channels go together
     assert replaced[..., 0].float().mean().item() == pytest.approx(0.25, abs=0.01)
-    values = model.corrupt(x, draws).view(200, 300, 3)[replaced]
+    values = noisy[replaced]
     assert values.min() >= 0.0 and values.max() < 1.0
     # without it the draws are the ones the model always made (same numbers, nothing extra)
     plain = Tagger(ModelConfig(input_size=900, channels=3, widths=(8, 4), likelihood="continuous"))
