@@ -60,6 +60,15 @@ def test_resume_continues_bit_for_bit(data_dir, tmp_path):
         assert torch.equal(weights_a[name], weights_b[name]), name
 
 
+def test_the_narrow_recipe_is_one_recipe_for_colour_scenes_and_textures():
+    tetrominoes, texture = preset("quick", "tetrominoes").validate(), preset("quick-narrow", "texture-mnist").validate()
+    for field in ("norm", "widths", "v_param", "v_init", "iterations", "noise"):
+        assert getattr(tetrominoes.model, field) == getattr(texture.model, field), field
+    assert (texture.model.widths, texture.model.v_init, texture.model.iterations) == ((64, 32, 16), 0.2, 5)
+    assert (tetrominoes.train.lr, tetrominoes.train.batch_size) == (texture.train.lr, texture.train.batch_size) == (2e-3, 32)
+    assert (texture.model.channels, texture.model.input_size, texture.train.dataset) == (1, 784, "texture-mnist")
+
+
 def test_learning_rate_schedule_by_hand():
     assert [learning_rate(1.0, 1.0, step, 100) for step in (0, 50, 99)] == [1.0, 1.0, 1.0]  # constant
     assert [learning_rate(1.0, 0.0, step, 100) for step in (0, 50, 99)] == pytest.approx([1.0, 0.5, 0.01])

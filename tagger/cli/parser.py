@@ -20,7 +20,7 @@ EXAMPLES = """examples:
   tagger demo                                   # quick CPU run on Shapes: train, evaluate, figure
   tagger train shapes --preset paper --run-dir runs/shapes-ln
   tagger train shapes --preset quick --norm batch --epochs 3
-  tagger train texture-mnist --digits 2 --preset quick
+  tagger train texture-mnist --digits 2 --preset quick-narrow
   tagger train --resume runs/shapes-ln          # continue an interrupted run exactly
   tagger eval runs/shapes-ln --iterations 5     # Table 1a on the test split, JSON in the run dir
   tagger show runs/shapes-ln                    # PNG of groupings like the paper's Figure 4
@@ -150,7 +150,8 @@ def _add_train_command(commands) -> None:
     # dataset, preset and digits default to None so that --resume can tell what was given
     train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes, spectrograms")
     train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
-                            "paper-ln (TextureMNIST); TextureMNIST classification: paper-semi, quick-semi; spectrograms: "
+                            "paper-ln (TextureMNIST); TextureMNIST on a CPU: quick-narrow (groups in ~20 min), quick-fixed-v; "
+                            "TextureMNIST classification: paper-semi, quick-semi; spectrograms: "
                             "quick (active bins), quick-logmag (log magnitude), large (active bins, GPU-sized)")
     train.add_argument("--digits", type=int, help="TextureMNIST digits per image (1 or 2; default 2)")
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET; "
