@@ -6,6 +6,7 @@
 #   tetrominoes  Tetrominoes `paper` (BatchNorm, 3000-2000-1000, the reference's v), TETROMINOES_EPOCHS
 #              (default 150; a lease holds ~10 minutes of training), FG-ARI in its evaluation
 #   spectrograms  sound mixtures, `large` (the Shapes `paper` network and recipe on the active-bin map), 100 epochs
+#   narrow2    TextureMNIST2 `quick-narrow` (the CPU study's recipe) for NARROW_EPOCHS (default 100): where it ends
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
 #   baselines  Table 2's FC MLP, FC Ladder and ConvNet on TextureMNIST2, 1,000 labels (BASELINE_MIN each)
 # STAGES picks them (default "texture2 semi shapes-ln shapes-bn"). Every training runs the preset's own
@@ -106,6 +107,8 @@ fi
 [ $ok = 0 ] && want tetrominoes && { train_full tetrominoes tetrominoes paper --valid-examples 500 \
                                          --epochs "${TETROMINOES_EPOCHS:-150}" || ok=1; }
 [ $ok = 0 ] && want spectrograms && { train_full spectrograms spectrograms large --valid-examples 500 || ok=1; }
+[ $ok = 0 ] && want narrow2 && { train_full narrow2 texture-mnist quick-narrow --digits 2 --valid-examples 500 \
+                                     --epochs "${NARROW_EPOCHS:-100}" || ok=1; }
 if want baselines; then
   for model in mlp ladder convnet; do
     log "baseline $model (TextureMNIST2, 1k labels, $BASELINE_MIN min)"
@@ -118,7 +121,7 @@ fi
 
 log "summary"
 cat "$OUT/bench.md" 2>/dev/null
-for name in texture2 semi shapes-ln shapes-bn tetrominoes spectrograms; do
+for name in texture2 semi shapes-ln shapes-bn tetrominoes spectrograms narrow2; do
   [ -f runs/$name/metrics.csv ] || continue
   $PY - "$OUT" "$name" runs/$name/metrics.csv <<'PYEOF'
 import csv, json, sys
