@@ -50,7 +50,8 @@ def main() -> None:
     export_run(args.run_dir, folder, dtype="fp16", piece_mib=15)
     model = load_model(folder)
     split = datasets.load(config.train.dataset, "test", **config.train.data_kwargs())
-    card = {"name": args.name, "dataset": config.train.dataset, "preset": config.preset,
+    card = {"name": args.name, "dataset": config.train.dataset, "data": config.train.data_kwargs(),
+            "preset": config.preset,
             "model": {"widths": list(config.model.widths), "norm": config.model.norm, "groups": config.model.groups,
                       "iterations": config.model.iterations, "parameters": sum(p.numel() for p in model.parameters())},
             "command": args.command, "machine": args.machine, "date": datetime.date.today().isoformat(),

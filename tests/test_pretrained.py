@@ -27,7 +27,7 @@ def test_each_shipped_model_scores_what_its_card_says(name, data_dir):
     info, model = card(name), tagger.load_pretrained(name)
     assert not model.training and list(model.config.widths) == info["model"]["widths"]
     check = info["check"]
-    split = datasets.load(info["dataset"], "test", data_dir)
+    split = datasets.load(info["dataset"], "test", data_dir, **info.get("data", {}))
     x = torch.as_tensor(split.features[:check["examples"]])
     objects = torch.as_tensor(split.objects[:check["examples"]].astype("int64"))
     result = evaluate(model, x, objects, iterations=check["iterations"], batch_size=check["batch_size"],
