@@ -49,8 +49,9 @@ def main() -> None:
     folder = ROOT / args.name
     export_run(args.run_dir, folder, dtype="fp16", piece_mib=15)
     model = load_model(folder)
-    split = datasets.load(config.train.dataset, "test", **config.train.data_kwargs())
-    card = {"name": args.name, "dataset": config.train.dataset, "data": config.train.data_kwargs(),
+    data = config.train.data_kwargs()  # e.g. {"n_digits": 2}: the card keeps what the card test loads with
+    split = datasets.load(config.train.dataset, "test", **data)
+    card = {"name": args.name, "dataset": config.train.dataset, "data": data,
             "preset": config.preset,
             "model": {"widths": list(config.model.widths), "norm": config.model.norm, "groups": config.model.groups,
                       "iterations": config.model.iterations, "parameters": sum(p.numel() for p in model.parameters())},
