@@ -121,15 +121,17 @@ fi
 
 log "summary"
 cat "$OUT/bench.md" 2>/dev/null
-for name in texture2 semi shapes-ln shapes-bn tetrominoes spectrograms narrow2; do
-  [ -f runs/$name/metrics.csv ] || continue
-  $PY - "$OUT" "$name" runs/$name/metrics.csv <<'PYEOF'
+for run in runs/*/; do  # every stage this machine has trained, in this call or an earlier one
+  name=$(basename "$run"); [ -f "$run/metrics.csv" ] || continue
+  $PY - "$OUT" "$name" "$run/metrics.csv" <<'PYEOF'
 import csv, json, sys
 out, name, metrics = sys.argv[1:]
 rows = list(csv.DictReader(open(metrics)))
 last = rows[-1]
 line = f"{name}: epoch {last['epoch']}, {float(last['elapsed_s']):.0f} s training; valid AMI/FG-ARI (last it.)"
 its = sorted(int(k.rsplit("_", 1)[1]) for k in last if k.startswith("valid_ami_"))
+if not its:  # a baseline's run directory: its result is printed above
+    sys.exit(0)
 line += f" {float(last[f'valid_ami_{its[-1]}']):.3f}/{float(last[f'valid_ari_{its[-1]}']):.3f}"
 try:
     ev = json.load(open(metrics.replace("metrics.csv", "eval_test.json")))

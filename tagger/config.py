@@ -138,8 +138,8 @@ class TrainConfig:
         permute_pixels: shuffle the pixel positions of every image (train, valid, test) by one
             fixed permutation drawn from this seed; -1 = none. Tagger's model is fully connected,
             so it should group permuted images as well as plain ones (the paper's claim).
-        init_from: a run directory whose weights start this run where names and shapes match
-            (the reference's ``--continue``: pretrained grouping, new top layers).
+        init_from: a run directory (or a shipped model's name) whose weights start this run where
+            names and shapes match (the reference's ``--continue``: pretrained grouping, new top layers).
     """
 
     dataset: str = option("shapes", "the dataset (chosen by the command's DATASET argument)", flag=None)
@@ -166,8 +166,9 @@ class TrainConfig:
     labeled: int = option(0, "labelled training examples, balanced by class (0 = all)")
     permute_pixels: int = option(-1, "shuffle every image's pixels by one fixed permutation drawn from this seed "
                                      "(-1 = none): the no-image-prior test", metavar="SEED")
-    init_from: str = option("", "start from this run's weights where names and shapes match (e.g. the "
-                                "pretrained grouping for --preset paper-semi)", flag="init", metavar="RUN_DIR")
+    init_from: str = option("", "start from this run's (or shipped model's) weights where names and shapes "
+                                "match (e.g. the pretrained grouping for --preset paper-semi)", flag="init",
+                       metavar="RUN_DIR|NAME")
 
     @property
     def lr_decays(self) -> bool:

@@ -39,7 +39,9 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
         ``paper-semi``: the reference's second stage (``runner-freq20-2mnist.py --continue``):
         3000-2000-1000-500-250-11, T=4, noise 0.18, Adam 2e-4, 50 epochs, class cost 0.1 on
         1,000 labels; start it from a pretrained run with ``--init RUN``. ``quick-semi``:
-        the same on the ``quick`` widths (500-250-250-100-11).
+        the same on the ``quick`` widths (500-250-250-100-11). ``quick-narrow-semi``: the same
+        stage on ``quick-narrow``'s widths and recipe, for a CPU (start it from
+        ``--init texture-mnist2-quick-narrow``).
     Tetrominoes: ``paper``: TextureMNIST's reference recipe; ``quick``: the study's narrow
         recipe for 4 epochs. Spectrograms: see ``_spectrograms``.
     """
@@ -58,6 +60,7 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
             "quick-narrow": lambda: _narrow(_texture("quick-narrow", n_digits), epochs=10, decay_from=0.5),
             "paper-semi": lambda: _semi_texture(n_digits),
             "quick-semi": lambda: _semi_texture(n_digits, quick=True),
+            "quick-narrow-semi": lambda: _narrow_semi_texture(n_digits),
         }
     elif dataset == "tetrominoes":
         presets = {
@@ -147,4 +150,15 @@ def _semi_texture(n_digits: int, quick: bool = False) -> Config:
     config.train.lr = 1e-3 if quick else 2e-4
     config.train.class_cost, config.train.labeled = 0.1, 1000
     config.train.eval_iterations = 4  # the reference monitors its class error at the training T
+    return config
+
+
+def _narrow_semi_texture(n_digits: int) -> Config:
+    """The second stage on top of ``quick-narrow`` (64-32-16 plus new 16-11 top layers): the
+    reference's semi-supervised values (T = 4, noise 0.18, class cost 0.1, 1,000 labels) with
+    the narrow recipe's batch of 32 and a rate that decays over the second half. v is not set,
+    so ``--init`` hands on the pretrained v, as the reference's ``--continue`` does."""
+    config = _semi_texture(n_digits, quick=True)
+    config.preset, config.model.widths = "quick-narrow-semi", (64, 32, 16, 16, CLASSES + 1)
+    config.train.epochs, config.train.lr, config.train.batch_size, config.train.lr_decay_from = 10, 1e-3, 32, 0.5
     return config
