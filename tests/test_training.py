@@ -65,7 +65,8 @@ def test_the_narrow_recipe_is_one_recipe_for_colour_scenes_and_textures():
     for field in ("norm", "widths", "v_param", "v_init", "iterations", "noise"):
         assert getattr(tetrominoes.model, field) == getattr(texture.model, field), field
     assert (texture.model.widths, texture.model.v_init, texture.model.iterations) == ((64, 32, 16), 0.2, 5)
-    assert (tetrominoes.train.lr, tetrominoes.train.batch_size) == (texture.train.lr, texture.train.batch_size) == (2e-3, 32)
+    assert (tetrominoes.train.lr, tetrominoes.train.batch_size, tetrominoes.train.lr_decay_from) == \
+        (texture.train.lr, texture.train.batch_size, texture.train.lr_decay_from) == (2e-3, 32, 0.5)
     assert (texture.model.channels, texture.model.input_size, texture.train.dataset) == (1, 784, "texture-mnist")
 
 
