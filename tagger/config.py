@@ -167,8 +167,8 @@ class TrainConfig:
     permute_pixels: int = option(-1, "shuffle every image's pixels by one fixed permutation drawn from this seed "
                                      "(-1 = none): the no-image-prior test", metavar="SEED")
     init_from: str = option("", "start from this run's (or shipped model's) weights where names and shapes "
-                                "match (e.g. the pretrained grouping for --preset paper-semi)", flag="init",
-                       metavar="RUN_DIR|NAME")
+                                "match (e.g. the pretrained grouping for --preset paper-semi)",
+                            flag="init", metavar="RUN_DIR|NAME")
 
     @property
     def lr_decays(self) -> bool:

@@ -56,16 +56,15 @@ def test_pretrained_flag_runs_eval_and_show_without_writing_into_the_package(tmp
 
 
 def test_init_takes_a_shipped_model_name_and_hands_on_its_grouping_layers(tmp_path):
-    from tagger.cli.train import init_source
     from tagger.model import Tagger
     from tagger.presets import preset
-    from tagger.training.labeled import initialise_from
+    from tagger.training.labeled import init_source, initialise_from
 
     assert init_source("texture-mnist2-quick-narrow") == pretrained_path("texture-mnist2-quick-narrow")
     assert init_source(str(tmp_path)) == tmp_path  # a folder of that name would win over the shipped model
     config = preset("quick-narrow-semi", "texture-mnist")
     model = Tagger(config.model)
-    loaded, fresh = initialise_from(model, init_source("texture-mnist2-quick-narrow"))
+    loaded, fresh = initialise_from(model, "texture-mnist2-quick-narrow")  # the name, as --init passes it
     shipped = tagger.load_pretrained("texture-mnist2-quick-narrow").state_dict()
     assert "input_weight" in loaded and "likelihood.v_raw" in loaded  # v is handed on (v_init unset)
     assert fresh and all(name not in shipped or shipped[name].shape != model.state_dict()[name].shape

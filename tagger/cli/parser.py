@@ -152,7 +152,8 @@ def _add_train_command(commands) -> None:
     train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
                             "paper-ln (TextureMNIST); TextureMNIST on a CPU: quick-narrow (groups in ~20 min), quick-fixed-v; "
                             "TextureMNIST classification: paper-semi, quick-semi, quick-narrow-semi (CPU; "
-                            "--init texture-mnist2-quick-narrow); spectrograms: quick (active bins), quick-logmag (log magnitude), large (active bins, GPU-sized)")
+                            "--init texture-mnist2-quick-narrow); spectrograms: quick (active bins), quick-logmag "
+                            "(log magnitude), large (active bins, GPU-sized)")
     train.add_argument("--digits", type=int, help="TextureMNIST digits per image (1 or 2; default 2)")
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET; "
                        "runs/texture-mnist1-PRESET for --digits 1)")

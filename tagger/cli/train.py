@@ -55,26 +55,17 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{train.dataset}{digits}-{config.preset}"
 
 
-def init_source(value: str) -> Path:
-    """``--init``'s folder: a run directory, or the name of a shipped model (``tagger.pretrained_names()``)."""
-    from ..pretrained import pretrained_names, pretrained_path
-
-    if not Path(value).exists() and value in pretrained_names():
-        return pretrained_path(value)
-    return Path(value)
-
-
 def train(job: TrainJob) -> dict:
     """Run a :class:`TrainJob` (under ``torchrun``: this process's part); returns the last
     validation row on the main process, ``{}`` elsewhere or before the first epoch ends."""
     from ..training import distributed
     from ..training.device import apply_process_settings, resolve_device
+    from ..training.labeled import init_source
     from ..training.trainer import Trainer
 
     if not job.resume:
         if job.config.train.init_from:
-            job.config.train.init_from = str(init_source(job.config.train.init_from))
-            find_checkpoint(Path(job.config.train.init_from))  # fail before loading any data
+            find_checkpoint(init_source(job.config.train.init_from))  # fail before loading any data
         check_new_run_dir(job.run_dir)  # a run is resumed or refused, never overwritten
     ranks, device_name = distributed.setup(job.device)
     try:

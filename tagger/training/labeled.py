@@ -81,6 +81,15 @@ class LabeledStream:
         self.position = int(position)
 
 
+def init_source(value: str | Path) -> Path:
+    """``--init``'s folder: a run directory, or the name of a shipped model (``tagger.pretrained_names()``)."""
+    from ..pretrained import pretrained_names, pretrained_path
+
+    if not Path(value).exists() and str(value) in pretrained_names():
+        return pretrained_path(str(value))
+    return Path(value)
+
+
 def initialise_from(model: torch.nn.Module, source: str | Path, keep_v: bool = False) -> tuple[list[str], list[str]]:
     """Copy a run's weights into ``model`` wherever name and shape match (the reference's
     ``--continue``: the pretrained grouping keeps its weights, the deeper top layers start fresh).
@@ -92,7 +101,7 @@ def initialise_from(model: torch.nn.Module, source: str | Path, keep_v: bool = F
     Returns:
         ``(loaded, fresh)`` parameter names.
     """
-    _, _, weights, _ = read_checkpoint(Path(source))
+    _, _, weights, _ = read_checkpoint(init_source(source))
     own = model.state_dict()
     loaded = [name for name, value in own.items()
               if name in weights and tuple(weights[name].shape) == tuple(value.shape)
