@@ -97,6 +97,7 @@ class ModelConfig:
 
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: resolved per device by tagger.training.device.resolve_precision
 
 
 @dataclass
@@ -129,8 +130,9 @@ class TrainConfig:
         max_minutes: stop training (after a checkpoint) once this wall time is spent (0 = no limit).
         deterministic: use torch's deterministic algorithms (slower on GPU; errors where an
             op has no deterministic version).
-        precision: ``"fp32"`` (default; TF32 matmuls on GPU) or ``"bf16"`` (opt-in autocast:
-            matmuls in bfloat16, normalisation, likelihood and cost in float32).
+        precision: ``"fp32"`` (default; TF32 matmuls on GPU), ``"bf16"`` (autocast: matmuls in
+            bfloat16, normalisation, likelihood and cost in float32) or ``"auto"`` (bf16 on a CPU
+            with bf16 matrix instructions, AMX or AVX-512 BF16; fp32 elsewhere; Shapes ``quick``).
         class_cost: weight of the classification cost (0 = unsupervised; 0.1 in the paper's
             semi-supervised TextureMNIST runs). Needs a top layer of 11 units (10 digits + none).
         labeled: labelled training examples for the class cost, balanced over classes as the
@@ -160,8 +162,9 @@ class TrainConfig:
     checkpoint_minutes: float = option(0.0, "checkpoint at epoch ends at most every M minutes (0 = every epoch)")
     max_minutes: float = option(0.0, "stop (with a checkpoint) after this much training time (0 = no limit)")
     deterministic: bool = option(False, "torch deterministic algorithms (bit-exact reruns; slower on GPU)")
-    precision: str = option("fp32", "fp32 (default; TF32 matmuls on GPU) or bf16 autocast of the matmuls (opt-in)",
-                            choices=("fp32", "bf16"))
+    precision: str = option("fp32", "fp32 (TF32 matmuls on GPU), bf16 autocast of the matmuls, or auto: bf16 on "
+                                    "a CPU with bf16 matrix instructions (AMX, AVX-512 BF16), fp32 elsewhere",
+                            choices=PRECISIONS)
     class_cost: float = option(0.0, "weight of the classification cost (TextureMNIST; needs a top width of 11)")
     labeled: int = option(0, "labelled training examples, balanced by class (0 = all)")
     permute_pixels: int = option(-1, "shuffle every image's pixels by one fixed permutation drawn from this seed "
@@ -197,7 +200,7 @@ class TrainConfig:
             (self.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {self.checkpoint_every}"),
             (self.checkpoint_minutes >= 0, f"--checkpoint-minutes must be >= 0, got {self.checkpoint_minutes}"),
             (self.max_minutes >= 0, f"--max-minutes must be >= 0, got {self.max_minutes}"),
-            (self.precision in ("fp32", "bf16"), f"--precision must be fp32 or bf16, got {self.precision!r}"),
+            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.class_cost >= 0, f"--class-cost must be >= 0, got {self.class_cost}"),
             (self.labeled >= 0, f"--labeled must be >= 0, got {self.labeled}"),
             (self.permute_pixels >= -1, f"--permute-pixels must be a seed >= 0 (or -1: none), got {self.permute_pixels}"),

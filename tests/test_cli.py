@@ -94,7 +94,7 @@ def test_demo_end_to_end_on_a_small_budget(data_dir, tmp_path):
     """``tagger demo``: trains (one epoch on 200 examples), evaluates and draws a figure."""
     run_dir = tmp_path / "demo"
     assert main(["demo", "--run-dir", str(run_dir), "--epochs", "1", "--train-examples", "200",
-                 "--eval-examples", "100", "--device", "cpu", "--no-progress"]) == 0
+                 "--eval-examples", "100", "--device", "cpu", "--compile", "off", "--no-progress"]) == 0
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[0].startswith("epoch,step")
     result = json.loads((run_dir / "eval_test_n100.json").read_text())

@@ -177,3 +177,37 @@ def test_graph_mode_resumes_like_an_uninterrupted_run(mode, data_dir, tmp_path):
         torch.testing.assert_close(weights_a[name], weights_b[name], rtol=0, atol=1e-4, msg=name)
     for name in (key for key in tensors_a if key.startswith("adam.")):
         torch.testing.assert_close(tensors_a[name], tensors_b[name], rtol=0, atol=1e-4, msg=name)
+
+
+def test_auto_precision_and_compile_resolve_per_device(monkeypatch):
+    """``auto``: bf16 only on a CPU with native bf16 matmuls, inductor only on a CPU with a C++
+    compiler; GPUs keep fp32 (TF32) and eager; explicit choices pass through unchanged."""
+    from tagger.training import device as dev
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(dev, "native_bf16_cpu", lambda: True)
+    assert dev.resolve_precision("auto", cpu) == "bf16"
+    assert dev.resolve_precision("auto", cuda) == "fp32"
+    monkeypatch.setattr(dev, "native_bf16_cpu", lambda: False)
+    assert dev.resolve_precision("auto", cpu) == "fp32"
+    assert [dev.resolve_precision(p, cpu) for p in ("fp32", "bf16")] == ["fp32", "bf16"]
+    monkeypatch.setattr(dev.shutil, "which", lambda name: "/usr/bin/" + name)
+    assert (dev.resolve_compile("auto", cpu), dev.resolve_compile("auto", cuda)) == ("inductor", "off")
+    monkeypatch.setattr(dev.shutil, "which", lambda name: None)
+    assert dev.resolve_compile("auto", cpu) == "off"
+    assert dev.resolve_compile("graph", cuda) == "graph"
+
+
+def test_step_records_what_auto_chose(monkeypatch):
+    """The step strategy says which precision and mode it runs, so the run log can print them."""
+    from tagger import preset
+    from tagger.training import device as dev
+    from tagger.training.steps import make_step
+
+    monkeypatch.setattr(dev, "native_bf16_cpu", lambda: True)
+    config = preset("quick")
+    config.model.widths = (16, 8, 8)
+    assert config.train.precision == "auto"  # the demo's preset
+    step = make_step("off", Tagger(config.model), config, torch.device("cpu"))
+    assert (step.mode, step.precision) == ("off", "bf16")
+    assert torch.isfinite(step.fn((torch.rand(config.train.batch_size, config.model.input_size) < 0.3).float()))

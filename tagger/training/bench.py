@@ -108,13 +108,13 @@ def run_benchmark(options: BenchOptions) -> dict:
     objects = torch.randint(0, 4, (10_000, config.model.input_size), device=device)
     masks = torch.rand(10_000, config.model.groups, config.model.input_size, device=device)
     ami_s = timed(lambda: ami(objects, masks), device, 1, options.repeats)
-    peak = matmul_peak(device, dtype=torch.bfloat16 if options.precision == "bf16" else torch.float32)
+    peak = matmul_peak(device, dtype=torch.bfloat16 if step.precision == "bf16" else torch.float32)
     flops_step = 3.0 * model.flops_per_example() * batch  # forward + backward (2x)
     steps_per_epoch = 50_000 // batch
     result = {
         "date": date.today().isoformat(), "torch": torch.__version__, "device": device_name(device),
         "cpu": cpu_model(), "preset": options.preset, "dataset": options.dataset, "batch": batch,
-        "compile": options.compile, "precision": options.precision, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
+        "compile": step.mode, "precision": step.precision, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
         "epoch_s": steps_per_epoch * step_s, "full_run_min": config.train.epochs * steps_per_epoch * step_s / 60,
         "epochs": config.train.epochs, "gflop_per_step": flops_step / 1e9, "achieved_tflops": flops_step / step_s / 1e12,
         "matmul_peak_tflops": peak / 1e12, "utilisation": flops_step / step_s / peak,

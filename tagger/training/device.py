@@ -3,6 +3,8 @@ point (the command line, a script or a test), never by a constructor."""
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import torch
 
@@ -35,3 +37,31 @@ def apply_process_settings(train: TrainConfig, device: torch.device) -> None:
     if device.type == "cuda":  # TF32 matmuls on GPU (fp32 storage); see docs/performance.md
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AMX or AVX-512 BF16, read from /proc/cpuinfo;
+    False off Linux): only there was bf16 autocast measured faster than fp32 (1.35x with AVX-512
+    BF16, 1.5x with AMX: docs/performance.md); without them oneDNN emulates bf16."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on a CPU with native bf16 matmuls, else ``fp32`` (GPUs keep TF32, the
+    faithful setting); ``fp32`` and ``bf16`` are returned as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
+
+
+def resolve_compile(mode: str, device: torch.device) -> str:
+    """``auto`` -> ``inductor`` on a CPU with a C++ compiler (torch.compile needs one there), else
+    ``off`` (eager); other modes are returned as given."""
+    if mode != "auto":
+        return mode
+    has_compiler = any(shutil.which(name) for name in (os.environ.get("CXX", "g++"), "g++", "clang++"))
+    return "inductor" if device.type == "cpu" and has_compiler else "off"

@@ -21,9 +21,10 @@ import torch
 from ..classify import class_cost
 from ..config import Config
 from ..errors import ConfigError
+from .device import resolve_compile, resolve_precision
 from .distributed import Ranks
 
-MODES = ("off", "graph", "inductor", "fused")
+MODES = ("off", "graph", "inductor", "fused", "auto")  # auto: inductor on a CPU with a C++ compiler, else off
 
 
 class LossOf(torch.nn.Module):
@@ -59,11 +60,14 @@ class Step:
     """A training step strategy: ``fn(batch) -> loss`` (no host sync) and the optimiser it steps.
 
     ``capturable``: Adam keeps its state on the device (a CUDA graph holds its addresses).
+    ``mode`` and ``precision``: what ``auto`` resolved to on this machine.
     """
 
     fn: Callable[[torch.Tensor], torch.Tensor]
     optimizer: torch.optim.Optimizer
     capturable: bool = False
+    mode: str = "off"
+    precision: str = "fp32"
 
     def set_lr(self, value: float) -> None:
         """The learning rate of the next steps (in place where a CUDA graph captured it as a tensor)."""
@@ -187,7 +191,8 @@ def graph_loss(model: torch.nn.Module, loss_of, groups: int):
 
 def make_step(mode: str, model: torch.nn.Module, config: Config, device: torch.device,
               ranks: Ranks = Ranks(), labeled=None) -> Step:
-    """The step strategy ``mode`` (one of :data:`MODES`) for ``model``, with a fresh Adam.
+    """The step strategy ``mode`` (one of :data:`MODES`) for ``model``, with a fresh Adam; ``auto``
+    (mode or ``config.train.precision``) is resolved here, for this device.
 
     Args:
         labeled: a :class:`~tagger.training.labeled.LabeledStream` (semi-supervised runs) or None.
@@ -195,7 +200,8 @@ def make_step(mode: str, model: torch.nn.Module, config: Config, device: torch.d
     if mode not in MODES:
         raise ConfigError(f"--compile must be one of {', '.join(MODES)}, got {mode!r}")
     train = config.train
-    loss_of = LossOf(model, train.precision, train.class_cost)
+    mode, precision = resolve_compile(mode, device), resolve_precision(train.precision, device)
+    loss_of = LossOf(model, precision, train.class_cost)
     if ranks.world > 1:
         if mode in ("graph", "fused"):
             raise ConfigError(f"--compile {mode} is single-process only (drop it under torchrun)")
@@ -207,7 +213,7 @@ def make_step(mode: str, model: torch.nn.Module, config: Config, device: torch.d
     if mode in ("off", "inductor"):
         optimizer = torch.optim.Adam(model.parameters(), lr=train.lr)
         return Step(eager_step(model, loss_of, optimizer, config.model.groups, ranks.shard(train.batch_size),
-                               labeled), optimizer)
+                               labeled), optimizer, mode=mode, precision=precision)
     if device.type != "cuda":
         raise ConfigError(f"--compile {mode} needs a CUDA device (use --device cuda, or --compile off)")
     # A decaying rate must be a tensor the graph reads on every replay (a float is baked in).
@@ -217,4 +223,4 @@ def make_step(mode: str, model: torch.nn.Module, config: Config, device: torch.d
     step = capture_train_step(model, optimizer, train.batch_size, config.model.input_size, device,
                               loss_fn=graph_loss(model, loss_of, config.model.groups), extra_inputs=extra)
     fn = (lambda batch: step(batch, *labeled.next())) if labeled is not None else step
-    return Step(fn, optimizer, capturable=True)
+    return Step(fn, optimizer, capturable=True, mode=mode, precision=precision)
