@@ -207,7 +207,7 @@ def test_step_records_what_auto_chose(monkeypatch):
     monkeypatch.setattr(dev, "native_bf16_cpu", lambda: True)
     config = preset("quick")
     config.model.widths = (16, 8, 8)
-    assert config.train.precision == "auto"  # the demo's preset
+    config.train.precision = "auto"
     step = make_step("off", Tagger(config.model), config, torch.device("cpu"))
     assert (step.mode, step.precision) == ("off", "bf16")
     assert torch.isfinite(step.fn((torch.rand(config.train.batch_size, config.model.input_size) < 0.3).float()))
