@@ -1,7 +1,7 @@
 """Turn a finished run into a shipped pretrained model: tagger/pretrained/NAME/ (fp16 export + card).
 
     python scripts/make_pretrained.py shapes-quick runs/shapes-quick-40 \
-        --command "tagger train shapes --preset quick --epochs 40 --compile inductor" \
+        --command "tagger train shapes --preset quick --precision fp32 --lr-decay-from 1 --epochs 40 --compile inductor" \
         --machine "2-core AMD EPYC, torch 2.13.0+cpu"
 
 The card's scores are measured on the exported fp16 weights (what users load): the whole test
