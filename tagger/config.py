@@ -132,7 +132,7 @@ class TrainConfig:
             op has no deterministic version).
         precision: ``"fp32"`` (default; TF32 matmuls on GPU), ``"bf16"`` (autocast: matmuls in
             bfloat16, normalisation, likelihood and cost in float32) or ``"auto"`` (bf16 on a CPU
-            with bf16 matrix instructions, AMX or AVX-512 BF16; fp32 elsewhere).
+            with bf16 matrix instructions, AMX or AVX-512 BF16; fp32 elsewhere; Shapes ``quick``).
         class_cost: weight of the classification cost (0 = unsupervised; 0.1 in the paper's
             semi-supervised TextureMNIST runs). Needs a top layer of 11 units (10 digits + none).
         labeled: labelled training examples for the class cost, balanced over classes as the

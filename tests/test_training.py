@@ -16,6 +16,7 @@ def small_config(**train):
     config.train.epochs = 4
     config.train.train_examples = 3000
     config.train.valid_examples = 300
+    config.train.precision, config.train.lr_decay_from = "fp32", 1.0  # pinned, not following the preset
     for key, value in train.items():
         setattr(config.train, key, value)
     return config

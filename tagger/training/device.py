@@ -41,8 +41,8 @@ def apply_process_settings(train: TrainConfig, device: torch.device) -> None:
 
 def native_bf16_cpu() -> bool:
     """Whether this CPU has bf16 matrix instructions (AMX or AVX-512 BF16, read from /proc/cpuinfo;
-    False off Linux): only there was bf16 autocast measured faster than fp32 (1.35x for the
-    `quick` step, docs/performance.md); without them oneDNN emulates bf16."""
+    False off Linux): only there was bf16 autocast measured faster than fp32 (1.1-1.6x for the
+    `quick` step, 2.0-2.5x with inductor: docs/performance.md); without them oneDNN emulates bf16."""
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
