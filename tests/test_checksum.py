@@ -14,12 +14,25 @@ import torch
 
 from tagger import preset
 
-# oneDNN/ATen pick kernels by the CPU's vector width, so the bits differ between AVX2 and
-# AVX-512 machines: one checksum per capability (torch.backends.cpu.get_cpu_capability()).
+# oneDNN/ATen pick kernels by the CPU's vector width and by its vendor and matrix units, so the
+# bits differ between kinds of CPU (an AMD and an Intel AVX-512 machine gave different sums):
+# one checksum per kind (cpu_kind()); other kinds skip.
 RECORDED = {
-    "AVX2": "3572ad3bf86c318ad21884eaca67ca9fd6823d0ddea8b2ddca6841a80993126c",  # 2-core AMD EPYC
-    "AVX512": "b9439d12e0630acdc31dcc69eff11a8f1d223f434b2c0b067b669916f338add6",  # 2-core Intel Xeon (AMX)
+    "AVX2 AuthenticAMD": "3572ad3bf86c318ad21884eaca67ca9fd6823d0ddea8b2ddca6841a80993126c",  # 2-core AMD EPYC
+    "AVX512 GenuineIntel amx": "b9439d12e0630acdc31dcc69eff11a8f1d223f434b2c0b067b669916f338add6",  # 2-core Xeon
+    "AVX512 AuthenticAMD": "18e20b472407771b03599ebe529aa6d62d97ca066d14e94f41901224f443031d",  # 2-core EPYC, AVX-512 BF16
 }
+
+
+def cpu_kind() -> str:
+    """ATen's vector capability, the CPU vendor and whether it has AMX, e.g. 'AVX512 GenuineIntel amx'."""
+    try:
+        cpuinfo = open("/proc/cpuinfo").read()
+    except OSError:
+        cpuinfo = ""
+    vendor = next((line.split(":")[1].strip() for line in cpuinfo.splitlines() if line.startswith("vendor_id")), "?")
+    kind = f"{torch.backends.cpu.get_cpu_capability()} {vendor}"
+    return kind + " amx" if " amx_tile" in cpuinfo else kind
 
 
 def train_and_hash(run_dir, data_dir=None) -> str:
@@ -48,14 +61,14 @@ def train_and_hash(run_dir, data_dir=None) -> str:
 
 
 def test_training_is_bit_identical_to_the_recorded_checksum(tmp_path, data_dir):
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability not in RECORDED:
-        pytest.skip(f"no checksum recorded for {capability} CPUs (record one: python tests/test_checksum.py)")
-    assert train_and_hash(tmp_path / "run", data_dir) == RECORDED[capability]
+    kind = cpu_kind()
+    if kind not in RECORDED:
+        pytest.skip(f"no checksum recorded for {kind!r} CPUs (record one: python tests/test_checksum.py)")
+    assert train_and_hash(tmp_path / "run", data_dir) == RECORDED[kind]
 
 
 if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        print(train_and_hash(os.path.join(folder, "run"), sys.argv[1] if len(sys.argv) > 1 else None))
+        print(cpu_kind(), train_and_hash(os.path.join(folder, "run"), sys.argv[1] if len(sys.argv) > 1 else None))
