@@ -16,7 +16,7 @@ from .metrics import ami, ari
 def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: int = 5,
              groups: int | None = None, batch_size: int = 100, seed: int = 0,
              progress: bool = False, labels: torch.Tensor | None = None,
-             subsets: dict[str, np.ndarray] | None = None) -> dict:
+             subsets: dict[str, np.ndarray] | None = None, assign: str = "masks") -> dict:
     """Denoising cost and AMI after each iteration, averaged over examples.
 
     The denoising cost runs the loop on the corrupted input (the training objective, as the
@@ -35,11 +35,16 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
             input, as the reference's ``error_rate_clean``) is added.
         subsets: optional named ``(N,)`` bool selections of examples (e.g. Tetrominoes scenes
             with distinct colours); then ``ari_subsets[name]`` is FG-ARI per iteration over each.
+        assign: what is scored: ``"masks"`` (the network's masks m, as the reference) or
+            ``"posterior"`` (m reweighted by each group's likelihood of the pixel,
+            :meth:`tagger.Tagger.posterior`).
 
     Returns:
         ``{"iterations", "denoising_cost", "ami", "ami_std", "ari", "examples", "groups"}`` (+ ``class_error``);
         ``ari`` is the field's FG-ARI (elements with id 0 are not scored).
     """
+    if assign not in ("masks", "posterior"):
+        raise ValueError(f"assign must be 'masks' or 'posterior', got {assign!r}")
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=features.device).manual_seed(seed)
@@ -51,8 +56,10 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         costs.append(noisy.costs.sum(dim=1).double().cpu())  # (T,)
         clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
         batch_objects = objects[start:start + batch_size]
-        scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in clean.masks]))  # (T, B)
-        aris.append(torch.stack([ari(batch_objects, masks).cpu() for masks in clean.masks]))  # (T, B)
+        assigned = clean.masks if assign == "masks" else [
+            model.posterior(x, z, masks) for z, masks in zip(clean.reconstructions, clean.masks)]  # T x (B, K, P)
+        scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in assigned]))  # (T, B)
+        aris.append(torch.stack([ari(batch_objects, masks).cpu() for masks in assigned]))  # (T, B)
         if labels is not None:
             batch_labels = labels[start:start + batch_size].to(x.device)
             errors.append(torch.stack([class_error(class_probabilities(top), batch_labels).cpu()
@@ -68,6 +75,7 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         "ari": per_example_ari.mean(dim=1).tolist(),  # FG-ARI: id 0 (background) is not scored
         "examples": int(total),
         "groups": int(groups or model.config.groups),
+        "assign": assign,
     }
     if subsets:
         result["ari_subsets"] = {name: {"examples": int(np.sum(chosen)),

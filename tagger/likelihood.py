@@ -68,6 +68,12 @@ class BinaryLikelihood(nn.Module):
         """What the mapping sees of ``z`` next iteration: the pre-sigmoid values (reference)."""
         return pre_activation
 
+    def posterior(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
+        """``p(group k | x_d) ∝ m_k z_k^x (1 - z_k)^(1 - x)`` per element: ``x`` (B, D), ``z`` and ``masks`` (B, K, D). -> (B, K, D)"""
+        if channels != 1:
+            raise ValueError("the binary likelihood has per-element masks only (channels=1)")
+        return torch.softmax(torch.log(masks + 1e-5) - binary_cross_entropy(z, x.unsqueeze(1)), dim=1)
+
     def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
         """Per-example cross-entropy of ``sum_k m_k z_k`` against the clean ``x`` (B, D). -> (B,)
 
@@ -148,13 +154,22 @@ class GaussianLikelihood(nn.Module):
         group explains a whole pixel (the product of its channels' densities), and the cost
         is the mean over pixels of the per-pixel negative log-likelihood.
         """
+        log_terms = self._log_density(x, z, channels) + torch.log(masks + 1e-5)  # (B, K, P)
+        return -torch.logsumexp(log_terms, dim=1).mean(dim=-1)
+
+    def posterior(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
+        """``p(group k | x_p) ∝ m_k N(x_p; z_k, v)`` per pixel (the E-step of the cost's mixture, with the
+        model's own v): ``x`` (B, D), ``z`` (B, K, D), ``masks`` (B, K, D / channels). -> (B, K, D / channels)"""
+        return torch.softmax(self._log_density(x, z, channels) + torch.log(masks + 1e-5), dim=1)
+
+    def _log_density(self, x: torch.Tensor, z: torch.Tensor, channels: int) -> torch.Tensor:
+        """``log N(x; z_k, v)`` without the 0.5 log 2pi constant, per pixel (channels summed). -> (B, K, D / channels)"""
         v = self.v
         log_density = -0.5 * (torch.log(v) + (x.unsqueeze(1) - z) ** 2 / v)  # (B, K, D)
         if channels > 1:
             batch, groups, size = z.shape
             log_density = log_density.view(batch, groups, size // channels, channels).sum(dim=-1)  # (B, K, P)
-        log_terms = log_density + torch.log(masks + 1e-5)  # (B, K, P)
-        return -torch.logsumexp(log_terms, dim=1).mean(dim=-1)
+        return log_density
 
 
 def make_likelihood(kind: str, noise: float, v_init: float | None = None, v_param: str = "reference") -> nn.Module:

@@ -136,6 +136,12 @@ class Tagger(nn.Module):
         """Per-example denoising cost ``(B,)`` against the clean ``x`` (per pixel, channels summed)."""
         return self.likelihood.cost(x, z, masks, self.channels)
 
+    def posterior(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``(B, K, P)`` posterior group probabilities of each pixel of the clean ``x`` (B, D) given one
+        iteration's ``z`` (B, K, D) and ``masks`` (B, K, P): the masks reweighted by how well each group
+        explains the pixel. ``tagger eval --assign posterior`` scores these instead of the masks."""
+        return self.likelihood.posterior(x, z, masks, self.channels)
+
     def iterate(self, x_noisy, z, z_in, masks, removed: torch.Tensor | None = None):
         """One TAG iteration for all groups.
 

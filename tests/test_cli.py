@@ -79,6 +79,13 @@ def test_eval_on_other_object_counts(tiny_run):
     assert result["split"] == "shapes-2obj-20px/test" and len(result["ami"]) == 2
 
 
+def test_eval_scores_the_posterior_into_its_own_file(tiny_run, capsys):
+    assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--assign", "posterior"]) == 0
+    result = json.loads((tiny_run / "eval_test_n50_posterior.json").read_text())
+    assert result["assign"] == "posterior" and len(result["ari"]) == 2
+    assert "posterior" in capsys.readouterr().out
+
+
 def test_refuses_to_overwrite_a_run(tiny_run, capsys):
     assert main(["train", "shapes", "--run-dir", str(tiny_run), *TINY]) == 2
     assert "--resume" in capsys.readouterr().err

@@ -35,6 +35,7 @@ class EvalOptions:
     order: str = "first"  # show: first examples, or spread over the AMI ranking of ``pool``
     pool: int = 1000
     remove_group: list[int] = field(default_factory=list)
+    assign: str = "masks"  # eval: score the masks, or the per-pixel posterior (Tagger.posterior)
     progress: bool = True  # a progress bar while evaluating (on stderr)
 
     @classmethod
@@ -114,14 +115,16 @@ def evaluate_run(options: EvalOptions) -> dict:
         subsets = {"distinct colours": distinct, "repeated colour": ~distinct}
     result = evaluate(model, features, objects, iterations=options.iterations, groups=options.groups,
                       batch_size=options.batch_size, seed=options.seed, progress=options.progress, labels=labels,
-                      subsets=subsets)
+                      subsets=subsets, assign=options.assign)
     result.update(split=split.name, preset=config.preset, norm=config.model.norm,
                   seconds=round(time.time() - started, 2))
     suffix = f"_{options.objects}obj" if options.objects is not None else ""
     suffix += f"_n{options.examples}" if options.examples else ""  # a subset never overwrites the full result
+    suffix += "_posterior" if options.assign == "posterior" else ""
     output = options.output or _run_dir_of(options.run_dir) / f"eval_{options.split}{suffix}.json"
     write_json(result, output)
-    print(format_table(result, f"{split.name}: {result['examples']} examples, K={result['groups']}"))
+    scored = ", posterior" if options.assign == "posterior" else ""
+    print(format_table(result, f"{split.name}: {result['examples']} examples, K={result['groups']}{scored}"))
     print(f"written {output}")
     return result
 

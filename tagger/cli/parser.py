@@ -62,6 +62,11 @@ def _add_eval_commands(commands) -> None:
         sub.add_argument("--data-dir", type=Path)
         sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
+        if name == "eval":
+            sub.add_argument("--assign", choices=["masks", "posterior"], default="masks",
+                             help="what is scored: masks (the network's masks, as the reference; default) or "
+                                  "posterior (each pixel's masks reweighted by how well each group's "
+                                  "reconstruction explains it; written to eval_SPLIT_posterior.json)")
         if name == "show":
             sub.add_argument("--order", choices=["first", "ami"], default="first",
                              help="first: the split's first examples; ami: examples spread over the AMI ranking "
@@ -184,10 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_and_report(commands)
     _add_export_command(commands)
 
-    bench = commands.add_parser("bench", help="time training steps, inference and AMI; FLOP utilisation")
+    bench = commands.add_parser(
+        "bench", help="time training steps, inference and AMI; FLOP utilisation",
+        description="Time a preset's training step (median over repeats, after a warm-up), inference (5 "
+                    "iterations) and the AMI metric on random inputs of the dataset's size, and the device's "
+                    "own dense matmul rate in the same dtype; prints one Markdown row (samples/s, TFLOP/s, "
+                    "utilisation, the preset's projected training time). Time to a validation AMI from a "
+                    "real run's log: python benchmarks/time_to_quality.py RUN_DIR --ami 0.9.")
     bench.add_argument("--dataset", default="shapes", choices=list(DATASETS))
-    bench.add_argument("--preset", default="paper")
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--preset", default="paper", help="the preset whose network and batch are timed (default: paper)")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     bench.add_argument("--repeats", type=int, default=3)
