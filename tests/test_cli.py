@@ -84,6 +84,8 @@ def test_eval_scores_the_posterior_into_its_own_file(tiny_run, capsys):
     result = json.loads((tiny_run / "eval_test_n50_posterior.json").read_text())
     assert result["assign"] == "posterior" and len(result["ari"]) == 2
     assert "posterior" in capsys.readouterr().out
+    assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2", "--assign", "posterior"]) == 0
+    assert (tiny_run / "groupings_test_posterior.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_refuses_to_overwrite_a_run(tiny_run, capsys):

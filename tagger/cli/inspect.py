@@ -35,7 +35,7 @@ class EvalOptions:
     order: str = "first"  # show: first examples, or spread over the AMI ranking of ``pool``
     pool: int = 1000
     remove_group: list[int] = field(default_factory=list)
-    assign: str = "masks"  # eval: score the masks, or the per-pixel posterior (Tagger.posterior)
+    assign: str = "masks"  # score and draw the masks, or the per-pixel posterior (Tagger.posterior)
     progress: bool = True  # a progress bar while evaluating (on stderr)
 
     @classmethod
@@ -179,6 +179,11 @@ def show_run(options: EvalOptions) -> int:
     except ValueError as error:
         raise ConfigError(f"--remove-group: {error}") from None
     masks, reconstructions, top = _infer_in_batches(model, features, options, generator)  # (T, N, K, D)
+    if options.assign == "posterior":
+        if remove:
+            raise ConfigError("--remove-group draws the masks; drop --assign posterior")
+        with torch.no_grad():
+            masks = torch.stack([model.posterior(features, z, m) for z, m in zip(reconstructions, masks)])  # (T, N, K, P)
     chosen, captions = _chosen_examples(options, masks[:, :pool], objects[:pool])
     if config.train.class_cost > 0:
         captions = _class_captions(top, split, chosen, captions)
@@ -186,9 +191,11 @@ def show_run(options: EvalOptions) -> int:
         undo = lambda a: datasets.unpermute(a, config.train.permute_pixels, split.image_shape)  # noqa: E731
         features, objects, masks, reconstructions = undo(features), undo(objects), undo(masks), undo(reconstructions)
     removed = ("_ami" if options.order == "ami" else "") + ("_without" + "-".join(map(str, remove)) if remove else "")
+    removed += "_posterior" if options.assign == "posterior" else ""
     output = options.output or _run_dir_of(options.run_dir) / f"groupings_{options.split}{removed}.png"
     grouping_figure(features[chosen], objects[chosen], masks[:, chosen], reconstructions[:, chosen],
                     split.image_shape, output, title=f"{split.name} ({config.preset}, {config.model.norm} norm)"
+                    + (", posterior" if options.assign == "posterior" else "")
                     + (f", group {', '.join(map(str, remove))} removed in the last iteration" if remove else ""),
                     captions=captions)
     print(f"written {output}")

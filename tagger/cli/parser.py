@@ -62,11 +62,10 @@ def _add_eval_commands(commands) -> None:
         sub.add_argument("--data-dir", type=Path)
         sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
-        if name == "eval":
-            sub.add_argument("--assign", choices=["masks", "posterior"], default="masks",
-                             help="what is scored: masks (the network's masks, as the reference; default) or "
-                                  "posterior (each pixel's masks reweighted by how well each group's "
-                                  "reconstruction explains it; written to eval_SPLIT_posterior.json)")
+        sub.add_argument("--assign", choices=["masks", "posterior"], default="masks",
+                         help="what is scored and drawn: masks (the network's masks, as the reference; default) "
+                              "or posterior (each pixel's masks reweighted by how well each group's "
+                              "reconstruction explains it; files get a _posterior suffix)")
         if name == "show":
             sub.add_argument("--order", choices=["first", "ami"], default="first",
                              help="first: the split's first examples; ami: examples spread over the AMI ranking "
