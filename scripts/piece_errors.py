@@ -59,9 +59,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if sum([args.run is not None, args.pretrained is not None, args.kmeans]) != 1:
         parser.error("give exactly one of RUN, --pretrained NAME, --kmeans")
-    split = load("tetrominoes", "test", args.data_dir)
-    n = min(args.examples, len(split))
-    masks, groups = grouping(args, split, n)
+    try:
+        split = load("tetrominoes", "test", args.data_dir)
+        n = min(args.examples, len(split))
+        masks, groups = grouping(args, split, n)
+    except (tagger.UserError, ValueError) as error:  # a missing run, an unknown name, a non-Tetrominoes model
+        parser.error(str(error))
     result = piece_errors(split.objects[:n], masks.argmax(axis=1), split.colors[:n], groups)
     result["ari"] = float(ari(torch.as_tensor(split.objects[:n].astype("int64")), torch.as_tensor(masks)).mean())
     result["source"] = "kmeans" if args.kmeans else (args.pretrained or str(args.run))
