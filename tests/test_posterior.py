@@ -22,8 +22,9 @@ def test_continuous_posterior_by_hand_per_pixel_over_channels():
     assert torch.allclose(posterior.sum(dim=1), torch.ones(1, 2))
     for pixel in range(2):
         pixels = x[0].view(2, 3)[pixel]
-        weights = [(masks[0, k, pixel] + 1e-5) * math.exp(-((pixels - z[0, k].view(2, 3)[pixel]) ** 2).sum() / (2 * v))
-                   for k in range(2)]
+        weights = [(masks[0, k, pixel].item() + 1e-5)
+                   * math.exp(-((pixels - z[0, k].view(2, 3)[pixel]) ** 2).sum().item() / (2 * v))
+                   for k in range(2)]  # plain floats
         assert posterior[0, 0, pixel].item() == pytest.approx(weights[0] / sum(weights), rel=1e-5)
 
 
