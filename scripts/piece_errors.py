@@ -23,13 +23,15 @@ import tagger
 from tagger.baselines.colour import kmeans_masks
 from tagger.baselines.pieces import piece_errors
 from tagger.datasets import load
+from tagger.evaluate import ASSIGNS, assigned
 from tagger.metrics import ari
 
 
 def grouping(args, split, n: int) -> tuple[np.ndarray, int]:
     """``(N, K, P)`` masks of the chosen model (or k-means) on the first ``n`` scenes, and K."""
     if args.kmeans:
-        return kmeans_masks(split.features[:n], split.image_shape[2], args.groups or 6, args.seed), args.groups or 6
+        groups = args.groups or 6
+        return kmeans_masks(split.features[:n], split.image_shape[2], groups, args.seed), groups
     model = tagger.load_pretrained(args.pretrained) if args.pretrained else tagger.load(args.run)
     groups = args.groups or model.config.groups
     generator = torch.Generator().manual_seed(args.seed)
@@ -38,8 +40,7 @@ def grouping(args, split, n: int) -> tuple[np.ndarray, int]:
         for start in range(0, n, 100):
             x = torch.as_tensor(split.features[start:min(start + 100, n)])
             out = model.infer(x, iterations=args.iterations, groups=groups, generator=generator)
-            last = out.masks[-1]  # (B, K, P)
-            masks.append(model.posterior(x, out.reconstructions[-1], last) if args.assign == "posterior" else last)
+            masks.append(assigned(model, x, out.masks[-1:], out.reconstructions[-1:], args.assign)[0])  # (B, K, P)
     return torch.cat(masks).numpy(), groups  # (N, K, P)
 
 
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--examples", type=int, default=2000, help="first N test scenes")
     parser.add_argument("--groups", type=int, help="K (default: the model's; 6 for --kmeans)")
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--assign", choices=["masks", "posterior"], default="masks",
+    parser.add_argument("--assign", choices=list(ASSIGNS), default="masks",
                         help="score the network's masks (default) or the per-pixel posterior (tagger eval --assign)")
     parser.add_argument("--seed", type=int, default=0, help="initial masks (or k-means) seed")
     parser.add_argument("--data-dir", type=Path)

@@ -12,6 +12,21 @@ from .classify import class_error, class_probabilities
 from .metrics import ami, ari
 
 
+ASSIGNS = ("masks", "posterior")  # what a grouping is scored and drawn by (``tagger eval|show --assign``)
+
+
+@torch.no_grad()
+def assigned(model, x: torch.Tensor, masks: torch.Tensor, reconstructions: torch.Tensor,
+             assign: str = "masks") -> torch.Tensor:
+    """``(T, B, K, P)``: the masks of each iteration as given, or (``"posterior"``) each pixel's
+    posterior under that iteration's reconstructions ``(T, B, K, D)`` (:meth:`tagger.Tagger.posterior`)."""
+    if assign not in ASSIGNS:
+        raise ValueError(f"assign must be one of {', '.join(ASSIGNS)}, got {assign!r}")
+    if assign == "masks":
+        return masks
+    return torch.stack([model.posterior(x, z, m) for z, m in zip(reconstructions, masks)])
+
+
 @torch.no_grad()
 def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: int = 5,
              groups: int | None = None, batch_size: int = 100, seed: int = 0,
@@ -43,8 +58,6 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         ``{"iterations", "denoising_cost", "ami", "ami_std", "ari", "examples", "groups"}`` (+ ``class_error``);
         ``ari`` is the field's FG-ARI (elements with id 0 are not scored).
     """
-    if assign not in ("masks", "posterior"):
-        raise ValueError(f"assign must be 'masks' or 'posterior', got {assign!r}")
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=features.device).manual_seed(seed)
@@ -56,10 +69,10 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         costs.append(noisy.costs.sum(dim=1).double().cpu())  # (T,)
         clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
         batch_objects = objects[start:start + batch_size]
-        assigned = clean.masks if assign == "masks" else [
-            model.posterior(x, z, masks) for z, masks in zip(clean.reconstructions, clean.masks)]  # T x (B, K, P)
-        scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in assigned]))  # (T, B)
-        aris.append(torch.stack([ari(batch_objects, masks).cpu() for masks in assigned]))  # (T, B)
+        scored = clean.masks if assign == "masks" else assigned(
+            model, x, clean.masks, clean.reconstructions, assign)  # (T, B, K, P)
+        scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in scored]))  # (T, B)
+        aris.append(torch.stack([ari(batch_objects, masks).cpu() for masks in scored]))  # (T, B)
         if labels is not None:
             batch_labels = labels[start:start + batch_size].to(x.device)
             errors.append(torch.stack([class_error(class_probabilities(top), batch_labels).cpu()

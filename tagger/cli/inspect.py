@@ -164,6 +164,7 @@ def _class_captions(top, split, chosen, captions) -> list[str]:
 
 def show_run(options: EvalOptions) -> int:
     """A PNG of groupings like the paper's Figure 4, written next to the run."""
+    from ..evaluate import assigned
     from ..visualize import grouping_figure
 
     shown = options.examples
@@ -179,11 +180,9 @@ def show_run(options: EvalOptions) -> int:
     except ValueError as error:
         raise ConfigError(f"--remove-group: {error}") from None
     masks, reconstructions, top = _infer_in_batches(model, features, options, generator)  # (T, N, K, D)
-    if options.assign == "posterior":
-        if remove:
-            raise ConfigError("--remove-group draws the masks; drop --assign posterior")
-        with torch.no_grad():
-            masks = torch.stack([model.posterior(features, z, m) for z, m in zip(reconstructions, masks)])  # (T, N, K, P)
+    if options.assign == "posterior" and remove:
+        raise ConfigError("--remove-group draws the masks; drop --assign posterior")
+    masks = assigned(model, features, masks, reconstructions, options.assign)  # (T, N, K, P)
     chosen, captions = _chosen_examples(options, masks[:, :pool], objects[:pool])
     if config.train.class_cost > 0:
         captions = _class_captions(top, split, chosen, captions)

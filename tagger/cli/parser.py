@@ -11,6 +11,7 @@ from pathlib import Path
 from ..baselines.reconstruction_clustering import RCConfig
 from ..baselines.train import BaselineConfig
 from ..config import DATASETS, PRECISIONS, ModelConfig, TrainConfig
+from ..evaluate import ASSIGNS
 from ..pretrained import pretrained_names
 from ..training.steps import MODES
 from .flags import add_config_flags
@@ -62,7 +63,7 @@ def _add_eval_commands(commands) -> None:
         sub.add_argument("--data-dir", type=Path)
         sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
-        sub.add_argument("--assign", choices=["masks", "posterior"], default="masks",
+        sub.add_argument("--assign", choices=list(ASSIGNS), default="masks",
                          help="what is scored and drawn: masks (the network's masks, as the reference; default) "
                               "or posterior (each pixel's masks reweighted by how well each group's "
                               "reconstruction explains it; files get a _posterior suffix)")
