@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from tagger import preset
+from tagger.training.device import cpu_kind
 
 # oneDNN/ATen pick kernels by the CPU's vector width and by its vendor and matrix units, so the
 # bits differ between kinds of CPU (an AMD and an Intel AVX-512 machine gave different sums):
@@ -22,17 +23,6 @@ RECORDED = {
     "AVX512 GenuineIntel amx": "b9439d12e0630acdc31dcc69eff11a8f1d223f434b2c0b067b669916f338add6",  # 2-core Xeon
     "AVX512 AuthenticAMD": "18e20b472407771b03599ebe529aa6d62d97ca066d14e94f41901224f443031d",  # 2-core EPYC, AVX-512 BF16
 }
-
-
-def cpu_kind() -> str:
-    """ATen's vector capability, the CPU vendor and whether it has AMX, e.g. 'AVX512 GenuineIntel amx'."""
-    try:
-        cpuinfo = open("/proc/cpuinfo").read()
-    except OSError:
-        cpuinfo = ""
-    vendor = next((line.split(":")[1].strip() for line in cpuinfo.splitlines() if line.startswith("vendor_id")), "?")
-    kind = f"{torch.backends.cpu.get_cpu_capability()} {vendor}"
-    return kind + " amx" if " amx_tile" in cpuinfo else kind
 
 
 def train_and_hash(run_dir, data_dir=None) -> str:

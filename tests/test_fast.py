@@ -198,6 +198,24 @@ def test_auto_precision_and_compile_resolve_per_device(monkeypatch):
     assert dev.resolve_compile("graph", cuda) == "graph"
 
 
+def test_cpu_flags_decide_bf16_and_the_cpu_kind(monkeypatch):
+    """One reader of /proc/cpuinfo serves both: bf16 is native with AMX or AVX-512 BF16 only, and
+    the kind (which keys the recorded training checksum) names the vendor and AMX."""
+    from tagger.training import device as dev
+
+    def machine(vendor, flags):
+        monkeypatch.setattr(dev, "cpu_info", lambda: {"vendor_id": vendor, "flags": flags})
+
+    machine("GenuineIntel", "fpu avx2 avx512f amx_bf16 amx_tile")
+    assert dev.native_bf16_cpu() and dev.cpu_kind().endswith(" GenuineIntel amx")
+    machine("AuthenticAMD", "fpu avx2 avx512f avx512_bf16")
+    assert dev.native_bf16_cpu() and dev.cpu_kind().endswith(" AuthenticAMD")
+    machine("AuthenticAMD", "fpu avx2 fma")
+    assert not dev.native_bf16_cpu()
+    monkeypatch.setattr(dev, "cpu_info", lambda: {})  # not Linux
+    assert not dev.native_bf16_cpu() and dev.cpu_kind().endswith(" ?")
+
+
 def test_step_records_what_auto_chose(monkeypatch):
     """The step strategy says which precision and mode it runs, so the run log can print them."""
     from tagger import preset

@@ -59,7 +59,7 @@ def train(job: TrainJob) -> dict:
     """Run a :class:`TrainJob` (under ``torchrun``: this process's part); returns the last
     validation row on the main process, ``{}`` elsewhere or before the first epoch ends."""
     from ..training import distributed
-    from ..training.device import apply_process_settings, resolve_device
+    from ..training.device import apply_process_settings, machine_name, resolve_device
     from ..training.labeled import init_source
     from ..training.trainer import Trainer
 
@@ -76,7 +76,8 @@ def train(job: TrainJob) -> dict:
         if ranks.main:
             step = trainer.step
             print(f"training {job.config.preset} ({job.config.train.dataset}, {job.config.model.norm} norm) on "
-                  f"{device} x {ranks.world}, {step.precision}, compile {step.mode} -> {job.run_dir}")
+                  f"{device} x {ranks.world} ({machine_name(device)}), {step.precision}, compile {step.mode} "
+                  f"-> {job.run_dir}")
         last = trainer.run(resume=job.resume)
         ranks.barrier()  # every rank is done before any leaves the group (a rank leaving early could abort another)
     finally:

@@ -3,7 +3,6 @@ against the device's own measured dense matmul rate (same dtype, same process)."
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from ..errors import ConfigError
 from ..files import write_text_atomically
 from ..metrics import ami
 from ..model import Tagger
-from .device import apply_process_settings, resolve_device
+from .device import apply_process_settings, machine_name, resolve_device
 from .steps import make_step
 
 
@@ -47,22 +46,6 @@ def matmul_peak(device: torch.device, repeats: int = 3, dtype: torch.dtype = tor
     b = torch.randn(size, size, device=device, dtype=dtype)
     seconds = timed(lambda: a @ b, device, steps=5 if device.type == "cuda" else 2, repeats=repeats)
     return 2.0 * size ** 3 / seconds
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 @dataclass
@@ -112,8 +95,8 @@ def run_benchmark(options: BenchOptions) -> dict:
     flops_step = 3.0 * model.flops_per_example() * batch  # forward + backward (2x)
     steps_per_epoch = 50_000 // batch
     result = {
-        "date": date.today().isoformat(), "torch": torch.__version__, "device": device_name(device),
-        "cpu": cpu_model(), "preset": options.preset, "dataset": options.dataset, "batch": batch,
+        "date": date.today().isoformat(), "torch": torch.__version__, "device": machine_name(device),
+        "preset": options.preset, "dataset": options.dataset, "batch": batch,
         "compile": step.mode, "precision": step.precision, "ms_per_step": 1e3 * step_s, "samples_per_s": batch / step_s,
         "epoch_s": steps_per_epoch * step_s, "full_run_min": config.train.epochs * steps_per_epoch * step_s / 60,
         "epochs": config.train.epochs, "gflop_per_step": flops_step / 1e9, "achieved_tflops": flops_step / step_s / 1e12,

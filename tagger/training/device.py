@@ -2,7 +2,9 @@
 point (the command line, a script or a test), never by a constructor."""
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import shutil
 from pathlib import Path
 
@@ -39,15 +41,43 @@ def apply_process_settings(train: TrainConfig, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (``"model name"``, ``"vendor_id"``,
+    ``"flags"`` ...); empty off Linux. The one place the package reads that file."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_kind() -> str:
+    """ATen's vector capability, the CPU vendor and whether it has AMX, e.g. ``"AVX512 GenuineIntel
+    amx"``: what decides which kernels run, hence the float bits a training produces."""
+    info = cpu_info()
+    kind = f"{torch.backends.cpu.get_cpu_capability()} {info.get('vendor_id', '?')}"
+    return kind + " amx" if "amx_tile" in info.get("flags", "").split() else kind
+
+
+def machine_name(device: torch.device) -> str:
+    """What a timing was measured on, for logs and benchmark files: the GPU's name, or the CPU's
+    model, kind (:func:`cpu_kind`) and the threads torch uses."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = cpu_info().get("model name") or platform.processor() or platform.machine()
+    return f"{model} ({cpu_kind()}, {torch.get_num_threads()} threads)"
+
+
 def native_bf16_cpu() -> bool:
     """Whether this CPU has bf16 matrix instructions (AMX or AVX-512 BF16, read from /proc/cpuinfo;
     False off Linux): only there was bf16 autocast measured faster than fp32 (1.1-1.6x for the
     `quick` step, 2.0-2.5x with inductor: docs/performance.md); without them oneDNN emulates bf16."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    return bool(set(cpu_info().get("flags", "").split()) & {"amx_bf16", "avx512_bf16"})
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
