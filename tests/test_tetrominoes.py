@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tagger.datasets import DataError, load, tetrominoes, tetrominoes_from_tfrecords
-from tagger.datasets import tfrecord
+from tagger.datasets import tf_example, tfrecord
 from tagger.datasets.tetrominoes import (BLOCK, COLORS, SEEDS, SHAPE_CELLS, SHAPE_MASKS, SHAPE_NAMES, SIZE,
                                          generate, render)
 
@@ -196,7 +196,7 @@ def test_example_encoding_matches_protobuf():
     pool.Add(proto)
     Example = message_factory.GetMessageClass(pool.FindMessageTypeByName("t.Example"))
 
-    ours = tfrecord.serialize_example({"b": [b"ab", b"", b"c"], "f": np.array([1.5, -2.0]),
+    ours = tf_example.serialize_example({"b": [b"ab", b"", b"c"], "f": np.array([1.5, -2.0]),
                                        "i": np.array([3, -1, 2 ** 40])})
     theirs = Example.FromString(ours)
     assert list(theirs.features.feature["b"].bytes_list.value) == [b"ab", b"", b"c"]
@@ -206,7 +206,7 @@ def test_example_encoding_matches_protobuf():
     built.features.feature["i"].int64_list.value.extend([7, -5])
     built.features.feature["f"].float_list.value.extend([0.25])
     built.features.feature["b"].bytes_list.value.extend([b"xyz"])
-    parsed = tfrecord.parse_example(built.SerializeToString())
+    parsed = tf_example.parse_example(built.SerializeToString())
     assert parsed["i"].tolist() == [7, -5] and parsed["f"].tolist() == [0.25] and parsed["b"] == [b"xyz"]
 
 

