@@ -44,6 +44,10 @@ class ModelConfig:
             replaced by uniform random values before the Gaussian noise. Not in the reference:
             Gaussian noise on flat colours can be removed pixel by pixel, a replaced pixel only
             from its object's other pixels. A research knob (docs/continuous.md).
+        mask_skip: add per-pixel evidence to the read-out's mask logits: ``a log L(m) + b log m``
+            with two learned scalars starting at 0 (so training starts from the reference). Not in
+            the reference: its masks come only through the H0-wide bottom layer, which bounds
+            how sharp they can be (docs/continuous.md, "Why the masks stay smooth").
     """
 
     input_size: int = option(400, "D, elements per example (must match the data)")
@@ -63,6 +67,8 @@ class ModelConfig:
     channels: int = option(1, "C, colour channels per pixel (D = pixels x C); C > 1: per-pixel masks")
     pixel_noise: float = option(0.0, "continuous: probability that a whole pixel is replaced by uniform random "
                                      "values before the Gaussian noise (not in the reference)")
+    mask_skip: bool = option(False, "add learned per-pixel evidence (a log L(m) + b log m) to the mask logits "
+                                    "(not in the reference)")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""

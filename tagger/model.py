@@ -24,6 +24,7 @@ from .inputs import check_batch, check_count, check_values, group_indices
 from .ladder import Ladder, init_weight, normalize
 from .likelihood import make_likelihood
 
+TINY = 1e-6  # floor of L(m) and m before their log in the mask skip (mask_skip)
 REMOVED_LOGIT = -1e4  # "a large negative number" (paper, section 3.2): exp() of it is 0 in fp32 and bf16
 
 
@@ -94,6 +95,8 @@ class Tagger(nn.Module):
         self.z_bias = nn.Parameter(torch.zeros(size))
         self.m_weight = init_weight(width, self.pixels)
         self.m_scale = nn.Parameter(torch.ones(()))
+        if config.mask_skip:  # (a, b) of a log L(m) + b log m, added to the mask logits; 0 = the reference
+            self.skip = nn.Parameter(torch.zeros(2))
 
     def draw(self, batch: int, groups: int, device, dtype=torch.float32, generator=None,
              corrupt: bool = True) -> Draws:
@@ -166,6 +169,8 @@ class Tagger(nn.Module):
         logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, P)
         pre = pre.reshape(batch, groups, size)
         logits = logits.reshape(batch, groups, self.pixels)
+        if self.config.mask_skip:  # per-pixel evidence that need not pass through the H0-wide bottleneck
+            logits = logits + self.skip[0] * ratio.clamp_min(TINY).log() + self.skip[1] * masks.clamp_min(TINY).log()
         if removed is not None:
             logits = logits.masked_fill(removed[None, :, None], REMOVED_LOGIT)
         masks = torch.softmax(logits, dim=1)

@@ -193,9 +193,10 @@ def test_positive_is_continuous_and_positive():
         ModelConfig(likelihood="continuous", v_init=0.0).validate()
 
 
-def test_gradients_reach_every_parameter():
+@pytest.mark.parametrize("mask_skip", [False, True])
+def test_gradients_reach_every_parameter(mask_skip):
     torch.manual_seed(0)
-    model = Tagger(ModelConfig(**SMALL))
+    model = Tagger(ModelConfig(**SMALL, mask_skip=mask_skip))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(2):  # after one step the decoder is no longer all-zero
         optimizer.zero_grad()
@@ -217,3 +218,23 @@ def test_flops_per_example_counts_the_forward_matmuls():
     with FlopCounterMode(display=False) as counter:  # and it is what the forward pass does
         model.infer(torch.rand(8, 4), iterations=5, groups=2)
     assert counter.get_total_flops() / 8 == 1680.0
+
+
+def test_mask_skip_starts_as_the_reference_and_then_sharpens_masks_by_evidence():
+    """With its two scalars at 0 the skip changes nothing (same weights, same draws, same
+    masks); with a = 1, b = 0 the masks of every later iteration follow L(m) more closely."""
+    config = dict(SMALL, likelihood="continuous")
+    torch.manual_seed(0)
+    plain = perturbed(Tagger(ModelConfig(**config)))
+    skipped = Tagger(ModelConfig(**config, mask_skip=True))
+    skipped.load_state_dict({**plain.state_dict(), "skip": torch.zeros(2)})
+    x = torch.rand(5, 16)
+    run = lambda model: model.infer(x, iterations=3, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    assert torch.equal(run(plain).masks, run(skipped).masks)
+    with torch.no_grad():
+        skipped.skip[0] = 1.0
+    sharp = run(skipped).masks
+    assert torch.allclose(sharp.sum(dim=2), torch.ones(()))
+    assert not torch.allclose(sharp[1:], run(plain).masks[1:])
+    entropy = lambda m: -(m * m.clamp_min(1e-12).log()).sum(dim=2).mean()  # noqa: E731
+    assert entropy(sharp[-1]) < entropy(run(plain).masks[-1])
