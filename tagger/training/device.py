@@ -69,6 +69,8 @@ def machine_name(device: torch.device) -> str:
     model, kind (:func:`cpu_kind`) and the threads torch uses."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if device.type != "cpu":
+        return str(device)
     model = cpu_info().get("model name") or platform.processor() or platform.machine()
     return f"{model} ({cpu_kind()}, {torch.get_num_threads()} threads)"
 
