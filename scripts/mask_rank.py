@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         parser.error("ranks and example counts must be positive")
     train, test = (load("tetrominoes", split, args.data_dir) for split in ("train", "test"))
     count = int(train.objects.max()) + 1  # background and the pieces
-    mean, vectors = subspace(train.objects[:args.train_examples], count, args.ranks)
+    mean, vectors = subspace(train.objects[:args.train_examples], count, max(args.ranks))
     objects, colors = test.objects[:args.examples], test.colors[:args.examples]
     distinct = distinct_colours(colors)
     rows = []

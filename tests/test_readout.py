@@ -14,7 +14,7 @@ def scenes(n: int, pixels: int = 30, seed: int = 0) -> np.ndarray:
 
 def test_a_full_rank_subspace_draws_every_object_exactly():
     train, test = scenes(200), scenes(20, seed=1)
-    mean, basis = subspace(train, 4, [30])
+    mean, basis = subspace(train, 4, 30)
     assert basis.shape == (30, 30)
     assert score(test, 4, mean, basis) == pytest.approx(np.ones(20))
 
@@ -24,7 +24,7 @@ def test_a_narrow_subspace_draws_only_the_layouts_it_has_seen():
     draws them exactly; rank 1 cannot, and neither can rank 7 draw random layouts."""
     layouts = scenes(2, seed=2)
     train = layouts[np.arange(100) % 2]
-    mean, basis = subspace(train, 4, [1, 7])
+    mean, basis = subspace(train, 4, 7)
     assert score(layouts, 4, mean, basis[:, :7]) == pytest.approx([1.0, 1.0])
     assert score(layouts, 4, mean, basis[:, :1]).mean() < 0.9
     assert score(scenes(20, seed=3), 4, mean, basis[:, :7]).mean() < 0.5

@@ -22,14 +22,14 @@ def indicators(objects: np.ndarray, count: int) -> np.ndarray:
     return (objects[:, None, :] == ids).astype(np.float64)  # (N, O, P)
 
 
-def subspace(train_objects: np.ndarray, count: int, ranks: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The mean indicator image ``(P,)`` and principal directions ``(P, max rank)`` of the
-    training scenes' indicator images, best first."""
+def subspace(train_objects: np.ndarray, count: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean indicator image ``(P,)`` and the first ``rank`` principal directions ``(P, rank)``
+    of the training scenes' indicator images, best first (any first r of them: the best rank r)."""
     images = indicators(train_objects, count).reshape(-1, train_objects.shape[1])  # (N*O, P)
     mean = images.mean(axis=0)  # (P,)
     centred = images - mean
     _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues; (P, P)
-    return mean, vectors[:, ::-1][:, :max(ranks)]
+    return mean, vectors[:, ::-1][:, :rank]
 
 
 def score(objects: np.ndarray, count: int, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
