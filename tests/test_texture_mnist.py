@@ -15,6 +15,7 @@ from tagger.datasets.safe_pickle import load_array_pickle
 
 # ``tagger.datasets`` exports a function named ``texture_mnist``; fetch the module itself.
 tm = importlib.import_module("tagger.datasets.texture_mnist")
+tr = importlib.import_module("tagger.datasets.texture_render")
 mnist_module = importlib.import_module("tagger.datasets.mnist")
 
 # Valid example 2907 of TextureMNIST2 as the original authors generated it: the input image
@@ -170,16 +171,16 @@ def test_idx_reader_rejects_bad_files(tmp_path):
 
 # ----------------------------------------------------------------------------- texture bank
 def test_texture_bank():
-    freqs = tm.texture_frequencies()
+    freqs = tr.texture_frequencies()
     rows, cols = (4, 10, 21, 32, 37), (0, 4, 8, 12)
     expected = [(r, c + i) for i, r in enumerate(rows) for c in cols]
     assert [tuple(f) for f in freqs] == expected
-    bank = tm.texture_bank()
+    bank = tr.texture_bank()
     assert bank.shape == (20, 38, 38) and bank.dtype == np.float32
     assert np.all(bank.min(axis=(1, 2)) == 0) and np.all(bank.max(axis=(1, 2)) == 1)
     # each texture is one cosine: normalise(cos(2 pi (r y + c x) / 38 + phase)), phase from
     # one rand() per texture of RandomState(546298), rounded to complex64 like the original
-    phases = np.random.RandomState(tm.TEXTURE_SEED).rand(20)
+    phases = np.random.RandomState(tr.TEXTURE_SEED).rand(20)
     y, x = np.mgrid[0:38, 0:38]
     for texture, (r, c), u in zip(bank, freqs, phases):
         coefficient = np.complex128(np.complex64(np.exp(2j * np.pi * u)))
@@ -190,7 +191,7 @@ def test_texture_bank():
         spectrum[0, 0] = 0
         peaks = {tuple(p) for p in np.argwhere(spectrum > 0.25 * spectrum.max())}
         assert peaks == {(r, c), ((-r) % 38, (-c) % 38)}
-    np.testing.assert_array_equal(tm.texture_bank(), bank)
+    np.testing.assert_array_equal(tr.texture_bank(), bank)
 
 
 def test_vectorised_draws_equal_the_original_call_order():
@@ -241,7 +242,7 @@ def test_depth_order_shift_and_labels(tiny):
     pool_y = np.concatenate([tiny["train_y"], tiny["valid_y"]])
     for depth_order in ("reference", "random"):
         drawn = tm.layout(pool_x.reshape(-1, 784), pool_y, 2, tm.TRAIN_SEED, depth_order)
-        _, masks = tm.render(drawn["digits"], drawn["textures"], drawn["crops"])
+        _, masks = tr.render(drawn["digits"], drawn["textures"], drawn["crops"])
         # labels follow depth order: label k belongs to the digit of mask layer 1 + k
         np.testing.assert_array_equal(drawn["labels"], pool_y[drawn["digit_index"]])
         upper_offsets = []
@@ -288,7 +289,7 @@ def test_reproduces_an_original_image_bit_for_bit(real_mnist):
     pool_y = np.concatenate([real_mnist["train_y"], real_mnist["valid_y"]])
     drawn = tm.layout(pool_x, pool_y, 2, tm.TRAIN_SEED)
     n = len(real_mnist["train_x"]) + ORIGINAL_VALID_INDEX
-    features, masks = tm.render(drawn["digits"][n:n + 1], drawn["textures"][n:n + 1],
+    features, masks = tr.render(drawn["digits"][n:n + 1], drawn["textures"][n:n + 1],
                                 drawn["crops"][n:n + 1])
     assert hashlib.sha256(features[0].tobytes()).hexdigest() == ORIGINAL_VALID_SHA256
     assert list(drawn["labels"][n]) == ORIGINAL_VALID_LABELS

@@ -2,11 +2,8 @@
 
 Recipe, after ``data/FreqMNIST28.ipynb`` of CuriousAI/tagger (re-implemented, not copied):
 
-* Texture bank: 20 sinusoids of 38x38. Frequency pairs ``(r, c)`` are the product
-  ``{4, 10, 21, 32, 37} x {0, 4, 8, 12}`` with ``c`` shifted by the row index 0..4 of ``r``;
-  texture ``i`` is the real part of the inverse 2-D FFT of a 38x38 array holding one unit
-  complex coefficient ``exp(2 pi j u)`` at ``[r, c]`` (``u = rng.rand()``, one draw per
-  texture in bank order, ``RandomState(546298)``), min-max normalised to [0, 1].
+* Texture bank and compositing: :mod:`.texture_render` (20 sinusoids of 38x38, each layer's
+  28x28 crop alpha-blended over the one below).
 * Digit alphas: MNIST grey values ``/ 255`` (max exactly 1, as the notebook asserts).
 * Two digits (pool of N digits, ``rng = RandomState(seed)``): two permutations of the pool
   (``rng.permutation(N)`` twice: digit A, digit B), then ``rng.binomial(1, 0.5, N)``
@@ -16,8 +13,6 @@ Recipe, after ``data/FreqMNIST28.ipynb`` of CuriousAI/tagger (re-implemented, no
   shift and no permutation; per example ``rng.choice(20, 2, replace=False)``.
 * Crops: a separate ``RandomState(598)`` draws ``randint(0, 11, 2)`` (row, column offset)
   for every (example, layer) in order; each layer gets the 28x28 crop of its texture.
-* Compositing, bottom to top: ``pixel = a t + (1 - a) below`` with the digit's alpha ``a``;
-  the soft masks are ``[bg, lower, upper] = [(1-a1)(1-a2), a1 (1-a2), a2]`` (sum 1).
 * Seeds: 52698 for the 60,000 training digits (examples 0..49,999 are the train split,
   50,000..59,999 the valid split; every example draws its digits from all 60,000), 2938
   for the 10,000 test digits; the crop stream restarts at 598 for each of the two pools.
@@ -41,10 +36,8 @@ sha256). Where the output cannot be guaranteed identical, or deliberately differ
   order" describes (the flag = 1 examples get B on top); its images differ from the original
   in those examples. (Image 2907 above has flag 1 and A on top: the published data really
   is the double-swapped one.)
-* Texture bank: the notebook ran numpy 1.x, whose FFT (fftpack) always computed in
-  complex128; this code upcasts to complex128 too, but another FFT implementation may
-  round differently in the last bits, so on other numpy versions a texel could differ by
-  one float32 ulp (on numpy 2.4 the checked image matches exactly).
+* Texture bank: bit-exact on numpy 2.4, possibly one float32 ulp off elsewhere (see
+  :mod:`.texture_render`).
 * Alpha values: the notebook got float pixels from fuel; ``uint8 / 255`` (in float64,
   rounded to float32) is what its ``max == 1`` assertion implies and what reproduces the
   checked image; grey values absent from that image are not individually confirmed.
@@ -64,47 +57,16 @@ import numpy as np
 from .common import DataError, Split, load_npz_checked, save_npz_atomic
 from .common import data_dir as _data_dir
 from .mnist import load_mnist
+from .texture_render import IMAGE_SIZE, objects_from_masks, render, texture_frequencies
 
 RECIPE_VERSION = "freqmnist28-r1"
-TEXTURE_SEED = 546298
 TRAIN_SEED = 52698  # pool of MNIST's 60k training digits -> train (first 50k) + valid (last 10k)
 TEST_SEED = 2938  # pool of MNIST's 10k test digits -> test
 CROP_SEED = 598  # restarted for each pool
-FREQ_ROWS = (4, 10, 21, 32, 37)
-FREQ_COLS = (0, 4, 8, 12)
 N_TEXTURES = 20
-IMAGE_SIZE = 28
 SHIFT = 2
 SPLITS = ("train", "valid", "test")
 DEPTH_ORDERS = ("reference", "random")
-_CHUNK = 5000  # examples rendered at a time (bounds float64 temporaries)
-
-
-def texture_frequencies() -> np.ndarray:
-    """The 20 ``(row, column)`` frequency pairs in bank order, ``(20, 2)`` int64."""
-    pairs = np.array([(r, c) for r in FREQ_ROWS for c in FREQ_COLS], dtype=np.int64)
-    pairs = pairs.reshape(len(FREQ_ROWS), len(FREQ_COLS), 2)
-    pairs[:, :, 1] += np.arange(len(FREQ_ROWS))[:, None]  # column frequency += row index
-    return pairs.reshape(-1, 2)
-
-
-def texture_bank(seed: int = TEXTURE_SEED) -> np.ndarray:
-    """The bank of 20 sinusoidal textures, ``(20, 38, 38)`` float32, each min 0 and max 1.
-
-    One ``rng.rand()`` per texture (in bank order) gives the phase of its single Fourier
-    coefficient; the coefficient is stored as complex64 (as in the original) and the inverse
-    FFT is computed in complex128 (see the module docstring on bit-exactness).
-    """
-    rng = np.random.RandomState(seed)
-    freqs = texture_frequencies()
-    size = int(freqs.max()) + 1  # 38
-    coefficients = np.zeros((len(freqs), size, size), dtype=np.complex64)
-    for index, (row, col) in enumerate(freqs):
-        coefficients[index, row, col] += np.exp(2j * np.pi * rng.rand())
-    bank = np.real(np.fft.ifft2(coefficients.astype(np.complex128))).astype(np.float32)
-    bank -= bank.min(axis=(1, 2), keepdims=True)
-    bank /= bank.max(axis=(1, 2), keepdims=True)
-    return bank
 
 
 def _shift(images: np.ndarray, offset: int) -> np.ndarray:
@@ -184,54 +146,6 @@ def layout(images: np.ndarray, labels: np.ndarray, n_digits: int, seed: int,
         "crops": crops.astype(np.int64),
         "digit_index": digit_index.astype(np.int64),
     }
-
-
-def render(digits: np.ndarray, textures: np.ndarray, crops: np.ndarray,
-           bank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Composite textured digits over a textured background.
-
-    Args:
-        digits: ``(N, n, 784)`` uint8 digits in depth order (lowest first).
-        textures: ``(N, 1 + n)`` bank ids, background first.
-        crops: ``(N, 1 + n, 2)`` (row, column) offsets of each layer's 28x28 crop.
-        bank: the texture bank; default :func:`texture_bank`.
-
-    Returns:
-        ``features`` ``(N, 784)`` float32 and ``masks`` ``(N, 1 + n, 784)`` float32 soft masks
-        (background first), computed like the original: masks in float32, pixels in float64.
-    """
-    bank = texture_bank() if bank is None else np.asarray(bank, dtype=np.float32)
-    count, n_digits = digits.shape[:2]
-    size = bank.shape[-1]
-    pixel = (np.arange(IMAGE_SIZE)[:, None] * size + np.arange(IMAGE_SIZE)[None, :]).reshape(-1)
-    flat_bank = bank.reshape(-1)
-    features = np.empty((count, IMAGE_SIZE * IMAGE_SIZE), dtype=np.float32)
-    masks = np.empty((count, n_digits + 1, IMAGE_SIZE * IMAGE_SIZE), dtype=np.float32)
-    for start in range(0, count, _CHUNK):
-        part = slice(start, min(start + _CHUNK, count))
-        base = textures[part] * (size * size) + crops[part, :, 0] * size + crops[part, :, 1]
-        layers = flat_bank[base[:, :, None] + pixel]  # (n, 1 + n_digits, 784) float32 crops
-        alpha = (digits[part].astype(np.float64) / 255.0).astype(np.float32)
-        chunk_masks = np.ones((alpha.shape[0], n_digits + 1, alpha.shape[2]), dtype=np.float32)
-        image = layers[:, 0].astype(np.float64)
-        for layer in range(1, n_digits + 1):
-            a = alpha[:, layer - 1]
-            chunk_masks[:, layer] = a
-            chunk_masks[:, :layer] *= (1 - a)[:, None]
-            image = a * layers[:, layer].astype(np.float64) + (1 - a) * image
-        features[part] = image
-        masks[part] = chunk_masks
-    return features, masks
-
-
-def objects_from_masks(masks: np.ndarray, threshold: float = 0.9) -> np.ndarray:
-    """Object id per element: ``argmax + 1`` where the largest mask exceeds ``threshold``, else 0.
-
-    The background is object 1, so it is scored too (docs/design.md, "Evaluation").
-    """
-    ids = masks.argmax(axis=1).astype(np.uint8) + 1
-    ids[masks.max(axis=1) <= threshold] = 0
-    return ids
 
 
 def _cache_path(directory, n_digits: int, depth_order: str):
@@ -332,5 +246,4 @@ def texture_mnist(split: str, n_digits: int = 2, data_dir=None, mnist_dir=None,
     )
 
 
-__all__ = ["texture_bank", "texture_frequencies", "texture_mnist", "layout", "render",
-           "generate", "objects_from_masks", "RECIPE_VERSION"]
+__all__ = ["texture_mnist", "layout", "generate", "original_label_order", "RECIPE_VERSION"]
