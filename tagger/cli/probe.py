@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checkpoint import read_checkpoint
 from ..errors import ConfigError
 from .inspect import EvalOptions, _load, _run_dir_of
 
@@ -48,6 +49,9 @@ def probe(options: ProbeOptions) -> dict:
 
     if options.iterations < 1 or min(options.groups) < 1 or min(options.objects) < 1:
         raise ConfigError("--iterations, --groups and --objects must be >= 1")
+    dataset = read_checkpoint(options.run_dir)[0].train.dataset
+    if dataset != "shapes":
+        raise ConfigError(f"tagger probe needs a Shapes run (its grid varies the shapes per image); this run is {dataset}")
     cells, started, config = [], time.time(), None
     for count in options.objects:
         eval_options = EvalOptions(options.run_dir, examples=options.examples, objects=count, seed=options.seed,
