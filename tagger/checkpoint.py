@@ -104,7 +104,7 @@ def save_checkpoint(run_dir: Path, config: Config, model: torch.nn.Module, state
 def checkpoint_candidates(path: Path) -> list[Path]:
     """The checkpoint directories ``path`` names, best first: a checkpoint directory (or a file
     in one) is itself; a run directory is its current checkpoint, then its ``checkpoint.old``."""
-    path = Path(path)
+    given = path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run directory or checkpoint")
     if path.is_file():
@@ -113,7 +113,8 @@ def checkpoint_candidates(path: Path) -> list[Path]:
         return [path]
     found = [path / name for name in (CURRENT, PREVIOUS) if (path / name / "state.json").exists()]
     if not found:
-        raise CheckpointError(f"{path}: no tagger checkpoint here (expected {CURRENT}/state.json)")
+        raise CheckpointError(f"{given}: no tagger checkpoint here (expected {CURRENT}/state.json "
+                              f"in a run directory)")
     return found
 
 

@@ -169,8 +169,10 @@ def show_run(options: EvalOptions) -> int:
 
     shown = options.examples
     pool = options.pool if options.order == "ami" else shown
-    if shown < 1 or pool < shown:
-        raise ConfigError(f"--examples must be >= 1 and --pool >= --examples, got {shown} and {pool}")
+    if shown < 1:
+        raise ConfigError(f"--examples must be >= 1, got {shown}")
+    if pool < shown:
+        raise ConfigError(f"--pool must be >= --examples with --order ami, got {pool} and {shown}")
     options.check().check_output((".png", ".pdf", ".svg"))
     config, model, split, features, objects = _load(options.replace(examples=pool), at_least=options.batch_size)
     generator = torch.Generator(device=features.device).manual_seed(options.seed)
