@@ -1,7 +1,7 @@
 """Exports: a run's weights as safetensors pieces of bounded size, fp16 by default.
 
 A paper-size TextureMNIST model has 30 M parameters (115 MiB in fp32, 58 MiB in fp16). Some
-channels only take small files (a GPU lease returns a few files of at most 16 MiB each), and
+channels only take small files (file transfers capped at 16 MiB, shared drives, mail), and
 shipped pretrained models should be small, so an export splits the weights into pieces
 ``model-00001-of-00004.safetensors``, ... each under ``piece_mib``. A tensor larger than a piece
 is cut along its first dimension into chunks ``NAME#0``, ``NAME#1``, ... (of at most an eighth of
