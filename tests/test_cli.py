@@ -79,6 +79,14 @@ def test_eval_on_other_object_counts(tiny_run):
     assert result["split"] == "shapes-2obj-20px/test" and len(result["ami"]) == 2
 
 
+def test_eval_progress_bar_can_be_switched_off(tiny_run, tmp_path, capsys):
+    assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--output", str(tmp_path / "a.json")]) == 0
+    assert "eval:" in capsys.readouterr().err
+    assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--output", str(tmp_path / "b.json"),
+                 "--no-progress"]) == 0
+    assert "eval:" not in capsys.readouterr().err
+
+
 def test_eval_scores_the_posterior_into_its_own_file(tiny_run, capsys):
     assert main(["eval", str(tiny_run), "--examples", "50", "--iterations", "2", "--assign", "posterior"]) == 0
     result = json.loads((tiny_run / "eval_test_n50_posterior.json").read_text())

@@ -68,6 +68,7 @@ def _add_eval_commands(commands) -> None:
         _add_place_flags(sub)
         sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
+        sub.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         sub.add_argument("--assign", choices=list(ASSIGNS), default="masks",
                          help="what is scored and drawn: masks (the network's masks, as the reference; default) "
                               "or posterior (each pixel's masks reweighted by how well each group's "
