@@ -7,7 +7,7 @@ from scipy.io import wavfile
 
 from tagger import preset
 from tagger.audio import write_separated
-from tagger.baselines.nmf import magnitudes, nmf_masks
+from tagger.baselines.nmf import magnitudes, nmf_masks, time_slice_masks
 from tagger.datasets import load
 from tagger.datasets import sound as sp
 from tagger.datasets.common import array_checksum
@@ -118,6 +118,20 @@ def test_nmf_separates_two_templates_switched_on_apart():
     objects = torch.as_tensor(np.where(w[:, :1] * h[:1] > 0, 1, 0) + np.where(w[:, 1:] * h[1:] > 0, 2, 0))
     assert float(ari(objects.reshape(1, -1), masks)) == pytest.approx(1.0)
     assert magnitudes(np.array([1.0, 0.0]), 60.0) == pytest.approx([1.0, 1e-3])
+
+
+def test_time_slices_split_sounds_apart_in_time_and_not_sounds_at_once():
+    bins, frames = 6, 12
+    apart = np.zeros((bins, frames), dtype=np.int64)
+    apart[[1, 4], :4], apart[[2, 5], 7:] = 1, 2  # one sound, then another
+    at_once = np.zeros((bins, frames), dtype=np.int64)
+    at_once[[1, 4], 2:9], at_once[[2, 5], 2:9] = 1, 2  # two sounds over the same frames
+    objects = torch.as_tensor(np.stack([apart, at_once]).reshape(2, -1))
+    masks = time_slice_masks(objects.numpy() > 0, (bins, frames), groups=2)
+    assert masks.shape == (2, 2, bins * frames)
+    np.testing.assert_array_equal(masks.sum(axis=1), 1.0)  # every bin in exactly one group
+    scores = ari(objects, torch.as_tensor(masks))
+    assert float(scores[0]) == pytest.approx(1.0) and float(scores[1]) < 0.1
 
 
 def test_separated_audio_files(tiny_splits, tmp_path):

@@ -6,12 +6,17 @@ most of it, ``argmax_k W[:, k] H[k, :]``: one-hot masks shaped like Tagger's, so
 score both. A harmonic source with a steady pitch is one spectral template switched on and off,
 which is what one NMF component can represent; two sources that share harmonics or onsets are
 where it mixes them up.
+
+``time_slice_masks`` is the trivial grouping below it: k-means on the frame (time) index of each
+active bin, so each group is a stretch of time. A model that has learned only *when* things
+happen, not *which* sound they belong to, scores about what it scores.
 """
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
 
@@ -40,4 +45,27 @@ def nmf_masks(spectra: np.ndarray, image_shape: tuple[int, int], groups: int, se
             parts = w.T[:, :, None] * model.components_[:, None, :]  # (K, bins, frames)
             labels = parts.reshape(groups, -1).argmax(axis=0)  # (D,)
             masks[index, labels, np.arange(flat.size)] = 1.0
+    return masks
+
+
+def time_slice_masks(active: np.ndarray, image_shape: tuple[int, int], groups: int, seed: int = 0) -> np.ndarray:
+    """One-hot masks ``(N, K, D)``: each example's active bins clustered by their frame index.
+
+    Args:
+        active: ``(N, D)`` bool, the bins that are scored (``objects > 0``); the rest go to group 0.
+        image_shape: ``(bins, frames)``.
+        groups: K clusters per example (fewer where an example has fewer distinct frames).
+        seed: k-means seed.
+    """
+    active = np.asarray(active, dtype=bool)
+    frame = np.tile(np.arange(image_shape[1]), image_shape[0]).astype(np.float64)  # (D,) column of each bin
+    masks = np.zeros((len(active), groups, active.shape[1]), dtype=np.float32)
+    masks[:, 0] = ~active
+    for index, on in enumerate(active):
+        where = np.flatnonzero(on)
+        clusters = min(groups, len(np.unique(frame[where])))
+        if clusters == 0:
+            continue
+        labels = KMeans(clusters, n_init=4, random_state=seed).fit_predict(frame[where, None])
+        masks[index, labels, where] = 1.0
     return masks
