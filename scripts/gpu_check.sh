@@ -4,7 +4,7 @@
 #   semi       TextureMNIST2 `paper-semi` from texture2, 50 epochs, 1,000 labels (Table 2's Tagger row)
 #   shapes-ln  Shapes `paper` (LayerNorm), 100 epochs      shapes-bn  Shapes `paper-bn`, 100 epochs
 #   tetrominoes  Tetrominoes `paper` (BatchNorm, 3000-2000-1000, the reference's v), TETROMINOES_EPOCHS
-#              (default 150; ~10 minutes of training fit one GPU sitting), FG-ARI in its evaluation
+#              (default 150, ~10 minutes of training), FG-ARI in its evaluation
 #   spectrograms  sound mixtures, `large` (the Shapes `paper` network and recipe on the active-bin map), 100 epochs
 #   narrow2    TextureMNIST2 `quick-narrow` (the CPU study's recipe) for NARROW_EPOCHS (default 100): where it ends
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
@@ -17,7 +17,7 @@
 # Everything goes to $OUT (default ./gpu_out): results.tgz (logs, metrics.csv per stage, eval JSON,
 # figures) and summary.log, repacked every 20 s so a killed call still returns its metrics. Once
 # texture2 is complete its weights also come back as fp16 pieces of <= 15 MiB in $OUT/texture2-fp16
-# (`tagger export`), so a later GPU sitting can run semi from them: SEMI_INIT=DIR (default runs/texture2).
+# (`tagger export`), so a later GPU run can start semi from them: SEMI_INIT=DIR (default runs/texture2).
 # DEVICE (default cuda), COMPILE (graph, or fused), EVAL_EXAMPLES (default 0 = whole test split).
 # CPU dry run: DEVICE=cpu COMPILE=off CALL_SECONDS=150 RESERVE_S=30 EVAL_EXAMPLES=100 STAGES=texture2 \
 #   EXTRA="--train-examples 200 --epochs 1 --valid-examples 100" TAGGER_DATA=~/.cache/tagger bash scripts/gpu_check.sh

@@ -93,7 +93,7 @@ def _add_probe_and_report(commands) -> None:
     sub.add_argument("--iterations", type=int, default=10, help="T: one run, every iteration 1..T read (default 10)")
     sub.add_argument("--examples", type=int, default=1000, help="test images per cell (default 1000)")
     sub.add_argument("--batch-size", type=int, default=100, help="evaluation batch (default 100)")
-    sub.add_argument("--seed", type=int, default=0, help="seeds the data, starting masks and corruption (default 0)")
+    sub.add_argument("--seed", type=int, default=0, help="seeds the starting masks and the corruption (default 0)")
     _add_place_flags(sub)
     text = "one self-contained HTML page of one run, or of several side by side"
     sub = commands.add_parser("report", help=text, description=text + " (figures embedded, opens offline)")
