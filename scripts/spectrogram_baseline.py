@@ -31,12 +31,12 @@ def main(argv=None) -> int:
     split = load("spectrograms", "test", args.data_dir)
     n = min(args.examples, len(split))
     objects = torch.as_tensor(split.objects[:n].astype("int64"))
-    inputs = {"magnitude": magnitudes(split.features[:n], sound.DB_RANGE),
-              "active bins": (split.objects[:n] > 0).astype("float64")}
+    active = split.objects[:n] > 0  # (N, D): the scored bins, what the binary model sees
+    inputs = {"magnitude": magnitudes(split.features[:n], sound.DB_RANGE), "active bins": active.astype("float64")}
     methods = [(f"NMF on the {name}", name, lambda g, x=spectra: nmf_masks(x, split.image_shape, g))
                for name, spectra in inputs.items()]
     methods.append(("time slices (k-means on frame index)", "active bins",
-                    lambda g: time_slice_masks(split.objects[:n] > 0, split.image_shape, g)))
+                    lambda g: time_slice_masks(active, split.image_shape, g)))
     rows = []
     for label, name, method in methods:
         for groups in args.groups:

