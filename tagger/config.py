@@ -44,6 +44,11 @@ class ModelConfig:
             replaced by uniform random values before the Gaussian noise. Not in the reference:
             Gaussian noise on flat colours can be removed pixel by pixel, a replaced pixel only
             from its object's other pixels. A research knob (docs/continuous.md).
+        row_dropout: the probability that a whole image row (``row_length`` consecutive
+            elements: a frequency band of a spectrogram) is erased to 0 before the likelihood's
+            noise. Not in the reference: a partial erased for the whole clip can only be filled in
+            from the rest of its source (its harmonics), not from its neighbours in time.
+        row_length: elements per image row (set by the dataset's presets; 0 = unknown).
         mask_skip: add per-pixel evidence to the read-out's mask logits: ``a log L(m) + b log m``
             with two learned scalars starting at 0 (so training starts from the reference). Not in
             the reference: its masks come only through the H0-wide bottom layer, which bounds
@@ -67,6 +72,9 @@ class ModelConfig:
     channels: int = option(1, "C, colour channels per pixel (D = pixels x C); C > 1: per-pixel masks")
     pixel_noise: float = option(0.0, "continuous: probability that a whole pixel is replaced by uniform random "
                                      "values before the Gaussian noise (not in the reference)")
+    row_dropout: float = option(0.0, "probability that a whole image row (a spectrogram's frequency band) is "
+                                     "erased to 0 before the noise (not in the reference)")
+    row_length: int = option(0, "elements per image row (set by the dataset's presets)", flag=None)
     mask_skip: bool = option(False, "add learned per-pixel evidence (a log L(m) + b log m) to the mask logits "
                                     "(not in the reference)")
 
@@ -100,6 +108,10 @@ class ModelConfig:
             raise ConfigError(f"--pixel-noise must be in [0, 1), got {self.pixel_noise}")
         if self.pixel_noise and self.likelihood != "continuous":
             raise ConfigError("--pixel-noise needs the continuous likelihood")
+        if not 0.0 <= self.row_dropout < 1.0:
+            raise ConfigError(f"--row-dropout must be in [0, 1), got {self.row_dropout}")
+        if self.row_dropout and (self.row_length < 1 or self.input_size % self.row_length):
+            raise ConfigError("--row-dropout needs image rows: a dataset preset that sets row_length")
 
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")

@@ -37,16 +37,19 @@ class Draws:
         corruption: ``(B, D)`` standard draws for the likelihood's corruption, or None (clean).
         mask_logits: ``(B, K, P)`` standard normals; ``m0 = softmax_K(mask_logits)``.
         pixels: ``(B, P + D)`` uniforms for ``pixel_noise`` (which pixels, then their new
-            values), or None (drawn last: with ``pixel_noise = 0`` the other draws do not change).
+            values), or None (drawn after the others: with ``pixel_noise = 0`` they do not change).
+        rows: ``(B, D / row_length)`` uniforms for ``row_dropout`` (which rows are erased), or
+            None (drawn last, for the same reason).
     """
 
     corruption: torch.Tensor | None
     mask_logits: torch.Tensor
     pixels: torch.Tensor | None = None
+    rows: torch.Tensor | None = None
 
     def shard(self, start: int, stop: int) -> "Draws":
         cut = lambda draws: None if draws is None else draws[start:stop]  # noqa: E731
-        return Draws(cut(self.corruption), self.mask_logits[start:stop], cut(self.pixels))
+        return Draws(cut(self.corruption), self.mask_logits[start:stop], cut(self.pixels), cut(self.rows))
 
 
 @dataclass
@@ -104,14 +107,20 @@ class Tagger(nn.Module):
         size = self.config.input_size
         corruption = self.likelihood.draw((batch, size), device, dtype, generator) if corrupt else None
         logits = torch.randn((batch, groups, self.pixels), device=device, dtype=dtype, generator=generator)
-        pixels = None
+        pixels = rows = None
         if corrupt and self.config.pixel_noise:
             pixels = torch.rand((batch, self.pixels + size), device=device, dtype=dtype, generator=generator)
-        return Draws(corruption, logits, pixels)
+        if corrupt and self.config.row_dropout:
+            rows = torch.rand((batch, size // self.config.row_length), device=device, dtype=dtype,
+                              generator=generator)
+        return Draws(corruption, logits, pixels, rows)
 
     def corrupt(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
-        """``x`` ``(B, D)`` with ``pixel_noise`` of its pixels replaced by uniform values, then the
-        likelihood's own noise (Gaussian, or bit flips)."""
+        """``x`` ``(B, D)`` with ``row_dropout`` of its rows erased to 0 and ``pixel_noise`` of its
+        pixels replaced by uniform values, then the likelihood's own noise (Gaussian, or bit flips)."""
+        if draws.rows is not None:
+            kept = (draws.rows >= self.config.row_dropout).repeat_interleave(self.config.row_length, dim=-1)
+            x = x * kept  # (B, D)
         if draws.pixels is not None:
             hit, values = draws.pixels.split([self.pixels, self.config.input_size], dim=-1)  # (B, P), (B, D)
             x = torch.where(self.per_element(hit < self.config.pixel_noise), values, x)

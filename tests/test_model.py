@@ -162,6 +162,24 @@ def test_pixel_noise_replaces_whole_pixels_at_the_right_rate():
     assert model.draw(7, 4, "cpu", corrupt=False).pixels is None
 
 
+def test_row_dropout_erases_whole_rows_at_the_right_rate():
+    config = ModelConfig(input_size=48 * 32, row_length=32, widths=(8, 4), noise=0.0, row_dropout=0.25)
+    model = Tagger(config)
+    x = torch.ones(300, 48 * 32)
+    draws = model.draw(300, 4, "cpu", generator=torch.Generator().manual_seed(0))
+    rows = model.corrupt(x, draws).view(300, 48, 32)  # (B, rows, row_length); bit-flip 0: erasure alone
+    erased = rows == 0.0
+    assert (erased.all(-1) == erased.any(-1)).all()  # a row goes as a whole
+    assert erased[..., 0].float().mean().item() == pytest.approx(0.25, abs=0.01)
+    # without it the draws are the ones the model always made
+    plain = Tagger(ModelConfig(input_size=48 * 32, row_length=32, widths=(8, 4)))
+    before = plain.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
+    after = model.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
+    assert before.rows is None and torch.equal(before.corruption, after.corruption)
+    assert torch.equal(before.mask_logits, after.mask_logits)
+    assert model.draw(7, 4, "cpu", corrupt=False).rows is None
+
+
 def test_gaussian_cost_matches_hand_computation():
     likelihood = GaussianLikelihood(0.2)
     v = positive(torch.tensor(1.0)).item()  # 1 + sqrt(2)
