@@ -35,3 +35,19 @@ def test_absent_pieces_are_not_counted():
     result = piece_errors(objects, np.array([[1, 1, 0, 0, 1, 1, 1, 1, 1, 1]]), COLORS, groups=2)
     assert result["pieces"] == 1 and result["distinct_pairs"] == 0 and result["same_pairs"] == 0
     assert result["purity"] == 1.0
+
+
+def test_reconstruction_reach_tells_whole_scene_groups_from_object_groups():
+    from tagger.baselines.pieces import reconstruction_reach
+
+    x = OBJECTS.clip(max=1).astype(float)  # (1, 10): binary, pieces on
+    assignment = np.array([[0, 0, 0, 1, 1, 1, 1, 2, 2, 3]])
+    whole = np.repeat(x[:, None, :], 4, axis=1)  # (1, K, D): every group draws every piece
+    assert reconstruction_reach(x, OBJECTS, whole, assignment) == {"own": 0.0, "other": 0.0}
+    own = np.stack([x[0] * (assignment[0] == k) for k in range(4)])[None]  # each group draws what it owns
+    assert reconstruction_reach(x, OBJECTS, own, assignment) == {"own": 0.0, "other": 1.0}
+    # colour: two pixels of two channels, only the first is foreground and group 0 owns it
+    colour = np.array([[[0.2, 0.4, 0.2, 0.4], [1.0, 0.0, 1.0, 0.0]]])  # (1, K, P * C)
+    result = reconstruction_reach(np.array([[0.2, 0.4, 0.0, 0.0]]), np.array([[1, 0]]), colour,
+                                  np.array([[0, 1]]), channels=2)
+    assert result == {"own": 0.0, "other": pytest.approx((0.8 + 0.4) / 2)}

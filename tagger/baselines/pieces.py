@@ -10,6 +10,9 @@ takes the hard assignment (argmax group of every pixel) and measures both:
   group that is neither ("spare");
 - merges: how often two pieces of a scene share a majority group, for pairs of different
   colours and pairs of the same colour.
+
+``reconstruction_reach`` asks the same of the reconstructions, for any dataset: does a group
+draw only what it owns, or the whole scene (so that the masks alone do the grouping)?
 """
 from __future__ import annotations
 
@@ -67,3 +70,28 @@ def piece_errors(objects: np.ndarray, assignment: np.ndarray, colors: np.ndarray
             "stray_to": {name: count / total for name, count in stray.items()},
             "merged_distinct": merged[False][1] / max(merged[False][0], 1), "distinct_pairs": merged[False][0],
             "merged_same": merged[True][1] / max(merged[True][0], 1), "same_pairs": merged[True][0]}
+
+
+def reconstruction_reach(x: np.ndarray, objects: np.ndarray, z: np.ndarray, assignment: np.ndarray,
+                         channels: int = 1) -> dict:
+    """How well each group's reconstruction matches the input where it owns the pixel and where
+    another group does (foreground pixels only).
+
+    Args:
+        x: ``(N, D)`` clean inputs, pixel-major (D = P * channels).
+        objects: ``(N, P)`` integer ids per pixel, 0 = background (not scored).
+        z: ``(N, K, D)`` each group's reconstruction.
+        assignment: ``(N, P)`` group index per pixel (e.g. ``masks.argmax(K)``).
+        channels: C.
+
+    Returns:
+        ``own`` and ``other``: mean absolute error ``|z_k - x|`` (over a pixel's channels) of group
+        k at the foreground pixels it owns, and at those other groups own, over all such (pixel,
+        group) pairs. A group that draws only its object has ``other`` far above ``own`` (on
+        binary data near 1); ``other`` close to ``own`` means every group draws the whole scene.
+    """
+    n, groups, size = z.shape
+    error = np.abs(z - x[:, None, :]).reshape(n, groups, size // channels, channels).mean(axis=-1)  # (N, K, P)
+    owns = np.arange(groups)[None, :, None] == np.asarray(assignment)[:, None, :]  # (N, K, P)
+    foreground = (np.asarray(objects) > 0)[:, None, :]  # (N, 1, P)
+    return {"own": float(error[owns & foreground].mean()), "other": float(error[~owns & foreground].mean())}
