@@ -4,7 +4,7 @@ of the last masks) and at those other groups own (tagger.baselines.pieces.recons
 beside the FG-ARI of the same masks, on the first N test examples. Prints a Markdown row.
 
     python scripts/reconstruction_reach.py runs/spectrograms-quick --examples 500
-    python scripts/reconstruction_reach.py tagger/pretrained/shapes-quick tagger/pretrained/tetrominoes-quick
+    python scripts/reconstruction_reach.py --pretrained shapes-quick --pretrained tetrominoes-quick
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tagger import datasets
 from tagger.baselines.pieces import reconstruction_reach
 from tagger.checkpoint import read_checkpoint
 from tagger.metrics import ari
+from tagger.pretrained import pretrained_path
 
 
 def reach(run: Path, examples: int, iterations: int, seed: int, data_dir) -> dict:
@@ -32,25 +33,33 @@ def reach(run: Path, examples: int, iterations: int, seed: int, data_dir) -> dic
     objects = split.objects[:len(x)]
     result = reconstruction_reach(x.numpy(), objects, z.numpy(), masks.argmax(dim=1).numpy(), model.channels)
     result["fg_ari"] = float(ari(torch.as_tensor(objects.astype("int64")), masks).mean())
-    return {"run": str(run), "dataset": config.train.dataset, "examples": len(x), **result}
+    return {"dataset": config.train.dataset, "examples": len(x), **result}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN",
-                        help="run directories (or a shipped model's folder, tagger/pretrained/NAME)")
+    parser.add_argument("runs", nargs="*", type=Path, metavar="RUN", help="run directories")
+    parser.add_argument("--pretrained", action="append", default=[], metavar="NAME",
+                        help=f"a shipped model (repeatable): {', '.join(tagger.pretrained_names())}")
     parser.add_argument("--examples", type=int, default=500, help="first N test examples (default 500)")
     parser.add_argument("--iterations", type=int, default=5, help="T (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="initial masks (default 0)")
     parser.add_argument("--data-dir", type=Path)
     args = parser.parse_args(argv)
+    try:
+        runs = [(str(run), run) for run in args.runs]
+        runs += [(f"pretrained {name}", pretrained_path(name)) for name in args.pretrained]
+    except tagger.UserError as error:
+        parser.error(str(error))
+    if not runs:
+        parser.error("give RUN directories or --pretrained NAME")
     print("| run | dataset | FG-ARI (masks) | own-pixel error | other-pixel error |\n|---|---|---|---|---|")
-    for run in args.runs:
+    for label, run in runs:
         try:
             row = reach(run, args.examples, args.iterations, args.seed, args.data_dir)
         except tagger.UserError as error:
             parser.error(str(error))
-        print(f"| {row['run']} | {row['dataset']} | {row['fg_ari']:.3f} | {row['own']:.3f} | {row['other']:.3f} |")
+        print(f"| {label} | {row['dataset']} | {row['fg_ari']:.3f} | {row['own']:.3f} | {row['other']:.3f} |")
     return 0
 
 
