@@ -39,7 +39,7 @@ class ModelConfig:
             ``"log"`` (``v = exp(a)``: v can fall by a constant factor per step) or ``"fixed"``
             (v stays at ``v_init``, not trained). A research knob.
         channels: C, colour channels per pixel (inputs stored pixel-major, D = pixels * C).
-            With C > 1 masks are per pixel, shared over its channels (continuous data only).
+            With C > 1 masks are per pixel, shared over its channels.
         pixel_noise: continuous data: the probability that a whole pixel (all its channels) is
             replaced by uniform random values before the Gaussian noise. Not in the reference:
             Gaussian noise on flat colours can be removed pixel by pixel, a replaced pixel only
@@ -98,8 +98,6 @@ class ModelConfig:
             raise ConfigError(f"--noise (Gaussian std) must be > 0, got {self.noise}")
         if self.channels < 1 or self.input_size % self.channels:
             raise ConfigError(f"--channels must be >= 1 and divide the input size {self.input_size}, got {self.channels}")
-        if self.channels > 1 and self.likelihood != "continuous":
-            raise ConfigError("--channels > 1 (per-pixel masks) needs the continuous likelihood")
         if self.v_param not in ("reference", "log", "fixed"):
             raise ConfigError(f"--v-param must be reference, log or fixed, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:

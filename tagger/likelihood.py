@@ -69,17 +69,22 @@ class BinaryLikelihood(nn.Module):
         return pre_activation
 
     def posterior(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
-        """``p(group k | x_d) ∝ m_k z_k^x (1 - z_k)^(1 - x)`` per element: ``x`` (B, D), ``z`` and ``masks`` (B, K, D). -> (B, K, D)"""
-        if channels != 1:
-            raise ValueError("the binary likelihood has per-element masks only (channels=1)")
-        return torch.softmax(torch.log(masks + 1e-5) - binary_cross_entropy(z, x.unsqueeze(1)), dim=1)
+        """``p(group k | x_p) ∝ m_k prod_c z_kc^x_c (1 - z_kc)^(1 - x_c)`` per pixel: ``x`` (B, D), ``z``
+        (B, K, D), ``masks`` (B, K, D / channels). -> (B, K, D / channels)"""
+        log_likelihood = -binary_cross_entropy(z, x.unsqueeze(1))  # (B, K, D)
+        if channels > 1:  # a group explains a whole pixel: its channels' bits are independent given the group
+            batch, groups, size = z.shape
+            log_likelihood = log_likelihood.view(batch, groups, size // channels, channels).sum(dim=-1)  # (B, K, P)
+        return torch.softmax(torch.log(masks + 1e-5) + log_likelihood, dim=1)
 
     def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
-        """Per-example cross-entropy of ``sum_k m_k z_k`` against the clean ``x`` (B, D). -> (B,)
+        """Per-example cross-entropy of ``sum_k m_k z_k`` against the clean ``x`` (B, D), mean over
+        elements (the reference's). -> (B,)
 
-        Per element (``channels`` must be 1: binary data has no colour channels here)."""
-        if channels != 1:
-            raise ValueError("the binary likelihood has per-element masks only (channels=1)")
+        ``masks`` (B, K, D / channels): with ``channels > 1`` (colour images whose channels are
+        bits, e.g. Tetrominoes' saturated colours) a pixel's mask weighs all its channels."""
+        if channels > 1:
+            masks = masks.repeat_interleave(channels, dim=-1)  # (B, K, D)
         prediction = (masks * z).sum(dim=1)  # (B, D)
         return binary_cross_entropy(prediction, x).mean(dim=-1)
 
