@@ -89,9 +89,11 @@ def reconstruction_reach(x: np.ndarray, objects: np.ndarray, z: np.ndarray, assi
         k at the foreground pixels it owns, and at those other groups own, over all such (pixel,
         group) pairs. A group that draws only its object has ``other`` far above ``own`` (on
         binary data near 1); ``other`` close to ``own`` means every group draws the whole scene.
+        NaN where there are no such pairs (``other`` with K = 1).
     """
     n, groups, size = z.shape
     error = np.abs(z - x[:, None, :]).reshape(n, groups, size // channels, channels).mean(axis=-1)  # (N, K, P)
     owns = np.arange(groups)[None, :, None] == np.asarray(assignment)[:, None, :]  # (N, K, P)
     foreground = (np.asarray(objects) > 0)[:, None, :]  # (N, 1, P)
-    return {"own": float(error[owns & foreground].mean()), "other": float(error[~owns & foreground].mean())}
+    mean = lambda chosen: float(error[chosen].mean()) if chosen.any() else float("nan")  # noqa: E731  (K = 1: no other)
+    return {"own": mean(owns & foreground), "other": mean(~owns & foreground)}
