@@ -48,6 +48,8 @@ class ModelConfig:
             elements: a frequency band of a spectrogram) is erased to 0 before the likelihood's
             noise. Not in the reference: a partial erased for the whole clip can only be filled in
             from the rest of its source (its harmonics), not from its neighbours in time.
+        row_band: rows erased together by ``row_dropout``: the image is cut into bands of this many
+            adjacent rows, each erased with probability ``row_dropout``.
         row_length: elements per image row (set by the dataset's presets; 0 = unknown).
         mask_skip: add per-pixel evidence to the read-out's mask logits: ``a log L(m) + b log m``
             with two learned scalars starting at 0 (so training starts from the reference). Not in
@@ -74,6 +76,7 @@ class ModelConfig:
                                      "values before the Gaussian noise (not in the reference)")
     row_dropout: float = option(0.0, "probability that a whole image row (a spectrogram's frequency band) is "
                                      "erased to 0 before the noise (not in the reference)")
+    row_band: int = option(1, "--row-dropout erases bands of this many adjacent rows (default 1)")
     row_length: int = option(0, "elements per image row (set by the dataset's presets)", flag=None)
     mask_skip: bool = option(False, "add learned per-pixel evidence (a log L(m) + b log m) to the mask logits "
                                     "(not in the reference)")
@@ -110,6 +113,8 @@ class ModelConfig:
             raise ConfigError(f"--row-dropout must be in [0, 1), got {self.row_dropout}")
         if self.row_dropout and (self.row_length < 1 or self.input_size % self.row_length):
             raise ConfigError("--row-dropout needs image rows: a dataset preset that sets row_length")
+        if self.row_band < 1 or (self.row_length and (self.input_size // self.row_length) % self.row_band):
+            raise ConfigError(f"--row-band must be >= 1 and divide the image's rows, got {self.row_band}")
 
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")

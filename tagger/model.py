@@ -38,7 +38,7 @@ class Draws:
         mask_logits: ``(B, K, P)`` standard normals; ``m0 = softmax_K(mask_logits)``.
         pixels: ``(B, P + D)`` uniforms for ``pixel_noise`` (which pixels, then their new
             values), or None (drawn after the others: with ``pixel_noise = 0`` they do not change).
-        rows: ``(B, D / row_length)`` uniforms for ``row_dropout`` (which rows are erased), or
+        rows: ``(B, rows / row_band)`` uniforms for ``row_dropout`` (which bands of rows are erased), or
             None (drawn last, for the same reason).
     """
 
@@ -111,15 +111,16 @@ class Tagger(nn.Module):
         if corrupt and self.config.pixel_noise:
             pixels = torch.rand((batch, self.pixels + size), device=device, dtype=dtype, generator=generator)
         if corrupt and self.config.row_dropout:
-            rows = torch.rand((batch, size // self.config.row_length), device=device, dtype=dtype,
-                              generator=generator)
+            bands = size // (self.config.row_length * self.config.row_band)
+            rows = torch.rand((batch, bands), device=device, dtype=dtype, generator=generator)
         return Draws(corruption, logits, pixels, rows)
 
     def corrupt(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
         """``x`` ``(B, D)`` with ``row_dropout`` of its rows erased to 0 and ``pixel_noise`` of its
         pixels replaced by uniform values, then the likelihood's own noise (Gaussian, or bit flips)."""
         if draws.rows is not None:
-            kept = (draws.rows >= self.config.row_dropout).repeat_interleave(self.config.row_length, dim=-1)
+            band = self.config.row_length * self.config.row_band  # elements per band of rows
+            kept = (draws.rows >= self.config.row_dropout).repeat_interleave(band, dim=-1)
             x = x * kept  # (B, D)
         if draws.pixels is not None:
             hit, values = draws.pixels.split([self.pixels, self.config.input_size], dim=-1)  # (B, P), (B, D)

@@ -154,6 +154,7 @@ API_CASES = [
     ("config likelihood", lambda: ModelConfig(likelihood="poisson").validate(), ConfigError),
     ("config pixel noise binary", lambda: ModelConfig(pixel_noise=0.1).validate(), ConfigError),
     ("config row dropout without rows", lambda: ModelConfig(row_dropout=0.1).validate(), ConfigError),
+    ("config row band 3 of 20 rows", lambda: ModelConfig(row_length=20, row_band=3).validate(), ConfigError),
     ("config row dropout 1", lambda: ModelConfig(row_length=20, row_dropout=1.0).validate(), ConfigError),
     ("config pixel noise 1", lambda: ModelConfig(likelihood="continuous", pixel_noise=1.0).validate(), ConfigError),
     ("model wrong width", lambda: Tagger(SMALL).infer(torch.zeros(2, 399)), ValueError),

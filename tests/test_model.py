@@ -178,6 +178,10 @@ def test_row_dropout_erases_whole_rows_at_the_right_rate():
     assert before.rows is None and torch.equal(before.corruption, after.corruption)
     assert torch.equal(before.mask_logits, after.mask_logits)
     assert model.draw(7, 4, "cpu", corrupt=False).rows is None
+    banded = Tagger(ModelConfig(input_size=48 * 32, row_length=32, row_band=4, widths=(8, 4), noise=0.0,
+                                row_dropout=0.25))
+    bands = banded.corrupt(x, banded.draw(300, 4, "cpu")).view(300, 12, 4 * 32)  # (B, bands, elements)
+    assert ((bands == 0).all(-1) == (bands == 0).any(-1)).all()  # four adjacent rows go together
 
 
 def test_gaussian_cost_matches_hand_computation():
