@@ -9,6 +9,7 @@ beside the FG-ARI of the same masks, on the first N test examples. Prints a Mark
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,9 +28,13 @@ def reach(run: Path, examples: int, iterations: int, seed: int, data_dir) -> dic
     model = tagger.load(run)
     split = datasets.load(config.train.dataset, "test", data_dir, **config.train.data_kwargs())
     x = torch.as_tensor(split.features[:examples])  # (N, D)
+    generator, masks, z = torch.Generator().manual_seed(seed), [], []
     with torch.no_grad():
-        out = model.infer(x, iterations=iterations, generator=torch.Generator().manual_seed(seed))
-    masks, z = out.masks[-1], out.reconstructions[-1]  # (N, K, P), (N, K, D)
+        for batch in x.split(100):  # tagger eval's batches (BatchNorm models use batch statistics)
+            out = model.infer(batch, iterations=iterations, generator=generator)
+            masks.append(out.masks[-1])  # (B, K, P)
+            z.append(out.reconstructions[-1])  # (B, K, D)
+    masks, z = torch.cat(masks), torch.cat(z)  # (N, K, P), (N, K, D)
     objects = split.objects[:len(x)]
     result = reconstruction_reach(x.numpy(), objects, z.numpy(), masks.argmax(dim=1).numpy(), model.channels)
     result["fg_ari"] = float(ari(torch.as_tensor(objects.astype("int64")), masks).mean())
@@ -45,7 +50,10 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=5, help="T (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="initial masks (default 0)")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--mnist-dir", type=Path, help="MNIST's IDX files, for TextureMNIST runs")
     args = parser.parse_args(argv)
+    if args.mnist_dir is not None:  # the MNIST loader reads it from the environment
+        os.environ["TAGGER_MNIST"] = str(args.mnist_dir)
     try:
         runs = [(str(run), run) for run in args.runs]
         runs += [(f"pretrained {name}", pretrained_path(name)) for name in args.pretrained]

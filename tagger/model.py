@@ -146,7 +146,9 @@ class Tagger(nn.Module):
         return torch.softmax(-loss.sum(dim=-1), dim=1)  # channels are independent given the group
 
     def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Per-example denoising cost ``(B,)`` against the clean ``x`` (per pixel, channels summed)."""
+        """Per-example denoising cost ``(B,)`` against the clean ``x``: Gaussian, the mixture's
+        likelihood per pixel (channels summed); binary, the reference's cross-entropy of the
+        mask-weighted mean per element (a pixel's mask weighs each of its channels)."""
         return self.likelihood.cost(x, z, masks, self.channels)
 
     def posterior(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
