@@ -115,6 +115,8 @@ class ModelConfig:
             raise ConfigError("--row-dropout needs image rows: a dataset preset that sets row_length")
         if self.row_band < 1 or (self.row_length and (self.input_size // self.row_length) % self.row_band):
             raise ConfigError(f"--row-band must be >= 1 and divide the image's rows, got {self.row_band}")
+        if self.row_band > 1 and not self.row_dropout:
+            raise ConfigError("--row-band sets the bands --row-dropout erases; give --row-dropout too")
 
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")
