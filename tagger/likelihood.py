@@ -19,6 +19,18 @@ def soft_clip(probability: torch.Tensor, epsilon: float = CLIP) -> torch.Tensor:
     return probability * (1.0 - 2.0 * epsilon) + epsilon
 
 
+def sum_channels(values: torch.Tensor, channels: int) -> torch.Tensor:
+    """Per-element ``(..., D)`` -> per-pixel ``(..., D / channels)``: a pixel's channels summed
+    (pixel-major layout). One channel: unchanged."""
+    return values if channels == 1 else values.unflatten(-1, (-1, channels)).sum(dim=-1)
+
+
+def spread_channels(masks: torch.Tensor, channels: int) -> torch.Tensor:
+    """Per-pixel ``(..., P)`` -> per-element ``(..., P * channels)``: each pixel's value on all its
+    channels. One channel: unchanged."""
+    return masks if channels == 1 else masks.repeat_interleave(channels, dim=-1)
+
+
 def binary_cross_entropy(probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Elementwise ``-(t log p + (1 - t) log(1 - p))`` with ``p`` soft-clipped."""
     probability = soft_clip(probability)
@@ -71,10 +83,8 @@ class BinaryLikelihood(nn.Module):
     def posterior(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
         """``p(group k | x_p) ∝ m_k prod_c z_kc^x_c (1 - z_kc)^(1 - x_c)`` per pixel: ``x`` (B, D), ``z``
         (B, K, D), ``masks`` (B, K, D / channels). -> (B, K, D / channels)"""
-        log_likelihood = -binary_cross_entropy(z, x.unsqueeze(1))  # (B, K, D)
-        if channels > 1:  # a group explains a whole pixel: its channels' bits are independent given the group
-            batch, groups, size = z.shape
-            log_likelihood = log_likelihood.view(batch, groups, size // channels, channels).sum(dim=-1)  # (B, K, P)
+        # a group explains a whole pixel: its channels' bits are independent given the group
+        log_likelihood = sum_channels(-binary_cross_entropy(z, x.unsqueeze(1)), channels)  # (B, K, P)
         return torch.softmax(torch.log(masks + 1e-5) + log_likelihood, dim=1)
 
     def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor, channels: int = 1) -> torch.Tensor:
@@ -83,9 +93,7 @@ class BinaryLikelihood(nn.Module):
 
         ``masks`` (B, K, D / channels): with ``channels > 1`` (colour images whose channels are
         bits, e.g. Tetrominoes' saturated colours) a pixel's mask weighs all its channels."""
-        if channels > 1:
-            masks = masks.repeat_interleave(channels, dim=-1)  # (B, K, D)
-        prediction = (masks * z).sum(dim=1)  # (B, D)
+        prediction = (spread_channels(masks, channels) * z).sum(dim=1)  # (B, D)
         return binary_cross_entropy(prediction, x).mean(dim=-1)
 
 
@@ -171,10 +179,7 @@ class GaussianLikelihood(nn.Module):
         """``log N(x; z_k, v)`` without the 0.5 log 2pi constant, per pixel (channels summed). -> (B, K, D / channels)"""
         v = self.v
         log_density = -0.5 * (torch.log(v) + (x.unsqueeze(1) - z) ** 2 / v)  # (B, K, D)
-        if channels > 1:
-            batch, groups, size = z.shape
-            log_density = log_density.view(batch, groups, size // channels, channels).sum(dim=-1)  # (B, K, P)
-        return log_density
+        return sum_channels(log_density, channels)  # (B, K, P)
 
 
 def make_likelihood(kind: str, noise: float, v_init: float | None = None, v_param: str = "reference") -> nn.Module:

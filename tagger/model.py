@@ -22,7 +22,7 @@ from torch import nn
 from .config import ModelConfig
 from .inputs import check_batch, check_count, check_values, group_indices
 from .ladder import Ladder, init_weight, normalize
-from .likelihood import make_likelihood
+from .likelihood import make_likelihood, spread_channels, sum_channels
 
 TINY = 1e-6  # floor of L(m) and m before their log in the mask skip (mask_skip)
 REMOVED_LOGIT = -1e4  # "a large negative number" (paper, section 3.2): exp() of it is 0 in fp32 and bf16
@@ -135,15 +135,15 @@ class Tagger(nn.Module):
 
     def per_element(self, masks: torch.Tensor) -> torch.Tensor:
         """Pixel masks ``(..., P)`` spread over each pixel's channels: ``(..., D)``."""
-        return masks if self.channels == 1 else masks.repeat_interleave(self.channels, dim=-1)
+        return spread_channels(masks, self.channels)
 
     def likelihood_ratio(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``L(m)`` ``(B, K, P)``: each group's likelihood of a whole pixel, normalised over K."""
         if self.channels == 1:
             return self.likelihood.likelihood_ratio(x_noisy, z)
-        batch, groups, _ = z.shape
-        loss = self.likelihood.loss(x_noisy, z).view(batch, groups, self.pixels, self.channels)
-        return torch.softmax(-loss.sum(dim=-1), dim=1)  # channels are independent given the group
+        # (B, K, P): a pixel's channels are independent given the group
+        loss = sum_channels(self.likelihood.loss(x_noisy, z), self.channels)
+        return torch.softmax(-loss, dim=1)
 
     def cost(self, x: torch.Tensor, z: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Per-example denoising cost ``(B,)`` against the clean ``x``: Gaussian, the mixture's
