@@ -23,7 +23,7 @@ import tagger
 from tagger.baselines.colour import kmeans_masks
 from tagger.baselines.pieces import piece_errors
 from tagger.datasets import load
-from tagger.evaluate import ASSIGNS, assigned
+from tagger.evaluate import ASSIGNS, assigned, infer_in_batches
 from tagger.metrics import ari
 
 
@@ -34,14 +34,10 @@ def grouping(args, split, n: int) -> tuple[np.ndarray, int]:
         return kmeans_masks(split.features[:n], split.image_shape[2], groups, args.seed), groups
     model = tagger.load_pretrained(args.pretrained) if args.pretrained else tagger.load(args.run)
     groups = args.groups or model.config.groups
-    generator = torch.Generator().manual_seed(args.seed)
-    masks = []
-    with torch.no_grad():
-        for start in range(0, n, 100):
-            x = torch.as_tensor(split.features[start:min(start + 100, n)])
-            out = model.infer(x, iterations=args.iterations, groups=groups, generator=generator)
-            masks.append(assigned(model, x, out.masks[-1:], out.reconstructions[-1:], args.assign)[0])  # (B, K, P)
-    return torch.cat(masks).numpy(), groups  # (N, K, P)
+    x = torch.as_tensor(split.features[:n])  # (N, D)
+    out = infer_in_batches(model, x, last_only=True, iterations=args.iterations, groups=groups,
+                           generator=torch.Generator().manual_seed(args.seed))  # tagger eval's batches
+    return assigned(model, x, out.masks, out.reconstructions, args.assign)[0].numpy(), groups  # (N, K, P)
 
 
 def main(argv=None) -> int:

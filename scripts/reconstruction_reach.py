@@ -18,23 +18,19 @@ import torch
 import tagger
 from tagger import datasets
 from tagger.baselines.pieces import reconstruction_reach
-from tagger.checkpoint import read_checkpoint
+from tagger.checkpoint import load_run
+from tagger.evaluate import infer_in_batches
 from tagger.metrics import ari
 from tagger.pretrained import pretrained_path
 
 
 def reach(run: Path, examples: int, iterations: int, seed: int, data_dir) -> dict:
-    config = read_checkpoint(run)[0]
-    model = tagger.load(run)
+    config, model = load_run(run)
     split = datasets.load(config.train.dataset, "test", data_dir, **config.train.data_kwargs())
     x = torch.as_tensor(split.features[:examples])  # (N, D)
-    generator, masks, z = torch.Generator().manual_seed(seed), [], []
-    with torch.no_grad():
-        for batch in x.split(100):  # tagger eval's batches (BatchNorm models use batch statistics)
-            out = model.infer(batch, iterations=iterations, generator=generator)
-            masks.append(out.masks[-1])  # (B, K, P)
-            z.append(out.reconstructions[-1])  # (B, K, D)
-    masks, z = torch.cat(masks), torch.cat(z)  # (N, K, P), (N, K, D)
+    out = infer_in_batches(model, x, last_only=True, iterations=iterations,
+                           generator=torch.Generator().manual_seed(seed))  # tagger eval's batches
+    masks, z = out.masks[0], out.reconstructions[0]  # (N, K, P), (N, K, D)
     objects = split.objects[:len(x)]
     result = reconstruction_reach(x.numpy(), objects, z.numpy(), masks.argmax(dim=1).numpy(), model.channels)
     result["fg_ari"] = float(ari(torch.as_tensor(objects.astype("int64")), masks).mean())

@@ -214,11 +214,17 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
     model.load_state_dict(weights)
 
 
-def load_model(path, device="cpu"):
-    """Build the model a checkpoint describes and load its weights; eval mode."""
+def load_run(path, device="cpu") -> tuple[Config, torch.nn.Module]:
+    """The config a checkpoint holds and the model it describes, weights loaded, in eval mode
+    (the checkpoint is read and verified once)."""
     from .model import Tagger
 
     config, _, weights, _ = read_checkpoint(Path(path))
     model = Tagger(config.model)
     load_weights(model, weights, find_checkpoint(Path(path)))
-    return model.to(device).eval()
+    return config, model.to(device).eval()
+
+
+def load_model(path, device="cpu"):
+    """Build the model a checkpoint describes and load its weights; eval mode."""
+    return load_run(path, device)[1]

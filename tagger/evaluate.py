@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from .classify import class_error, class_probabilities
 from .metrics import ami, ari
+from .model import TaggerOutput
 
 
 ASSIGNS = ("masks", "posterior")  # what a grouping is scored and drawn by (``tagger eval|show --assign``)
@@ -25,6 +26,26 @@ def assigned(model, x: torch.Tensor, masks: torch.Tensor, reconstructions: torch
     if assign == "masks":
         return masks
     return torch.stack([model.posterior(x, z, m) for z, m in zip(reconstructions, masks)])
+
+
+@torch.no_grad()
+def infer_in_batches(model, features: torch.Tensor, batch_size: int = 100, last_only: bool = False,
+                     **infer) -> TaggerOutput:
+    """:meth:`tagger.Tagger.infer` over ``features`` ``(N, D)`` in batches of ``batch_size``, joined
+    along the batch: masks ``(T, N, K, P)``, reconstructions ``(T, N, K, D)``, top ``(T, N, K, HL)``.
+
+    Batches matter beyond memory: a BatchNorm model normalises over its batch, so every tool that
+    shows or scores a grouping uses ``tagger eval``'s batches (100). With ``last_only`` only the last
+    iteration is kept (T = 1 in the shapes above), for large N. ``infer`` goes to ``model.infer``
+    (``iterations``, ``groups``, ``generator``, ``remove_groups``); one ``generator`` serves all
+    batches in order, so the result does not depend on how the caller splits its work.
+    """
+    kept = slice(-1, None) if last_only else slice(None)
+    outputs = [model.infer(batch, **infer) for batch in features.split(batch_size)]
+    joined = lambda name: torch.cat([getattr(out, name)[kept] for out in outputs], 1)  # noqa: E731
+    return TaggerOutput(costs=torch.cat([out.costs[kept] for out in outputs], 1), masks=joined("masks"),
+                        reconstructions=joined("reconstructions"), top=joined("top"),
+                        last_top=torch.cat([out.last_top for out in outputs], 0))
 
 
 @torch.no_grad()
@@ -61,28 +82,19 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=features.device).manual_seed(seed)
-    costs, scores, aris, errors = [], [], [], []
+    batches = []  # per batch: {"cost": (T,), "ami": (T, B), "ari": (T, B)[, "error": (T, B)]}
     starts = range(0, features.shape[0], batch_size)
     for start in tqdm(starts, desc="eval", leave=False, disable=not progress):
-        x = features[start:start + batch_size]
-        noisy = model(x, iterations=iterations, groups=groups, corrupt=True, generator=generator)
-        costs.append(noisy.costs.sum(dim=1).double().cpu())  # (T,)
-        clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
-        batch_objects = objects[start:start + batch_size]
-        scored = clean.masks if assign == "masks" else assigned(
-            model, x, clean.masks, clean.reconstructions, assign)  # (T, B, K, P)
-        scores.append(torch.stack([ami(batch_objects, masks).cpu() for masks in scored]))  # (T, B)
-        aris.append(torch.stack([ari(batch_objects, masks).cpu() for masks in scored]))  # (T, B)
-        if labels is not None:
-            batch_labels = labels[start:start + batch_size].to(x.device)
-            errors.append(torch.stack([class_error(class_probabilities(top), batch_labels).cpu()
-                                       for top in clean.top]))  # (T, B)
+        chosen = slice(start, start + batch_size)
+        batches.append(_score_batch(model, features[chosen], objects[chosen], iterations, groups, generator,
+                                    assign, None if labels is None else labels[chosen]))
     model.train(was_training)
     total = features.shape[0]
-    per_example, per_example_ari = torch.cat(scores, dim=1), torch.cat(aris, dim=1)  # (T, N) each
+    joined = lambda key: torch.cat([batch[key] for batch in batches], dim=1)  # noqa: E731  (T, N)
+    per_example, per_example_ari = joined("ami"), joined("ari")
     result = {
         "iterations": list(range(1, iterations + 1)),
-        "denoising_cost": (torch.stack(costs).sum(0) / total).tolist(),
+        "denoising_cost": (torch.stack([batch["cost"] for batch in batches]).sum(0) / total).tolist(),
         "ami": per_example.mean(dim=1).tolist(),
         "ami_std": per_example.std(dim=1).tolist() if total > 1 else [0.0] * iterations,
         "ari": per_example_ari.mean(dim=1).tolist(),  # FG-ARI: id 0 (background) is not scored
@@ -94,9 +106,25 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         result["ari_subsets"] = {name: {"examples": int(np.sum(chosen)),
                                         "ari": per_example_ari[:, torch.as_tensor(chosen)].mean(dim=1).tolist()}
                                  for name, chosen in subsets.items()}
-    if errors:
-        result["class_error"] = (100.0 * torch.cat(errors, dim=1).double().mean(dim=1)).tolist()
+    if labels is not None:
+        result["class_error"] = (100.0 * joined("error").double().mean(dim=1)).tolist()
     return result
+
+
+def _score_batch(model, x, objects, iterations, groups, generator, assign, labels) -> dict[str, torch.Tensor]:
+    """One evaluation batch: the summed denoising cost per iteration on the corrupted input, then
+    AMI, FG-ARI (and class error) per iteration and example on the clean input, in that order
+    (both draw from ``generator``)."""
+    noisy = model(x, iterations=iterations, groups=groups, corrupt=True, generator=generator)
+    clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
+    scored = assigned(model, x, clean.masks, clean.reconstructions, assign)  # (T, B, K, P)
+    scores = {"cost": noisy.costs.sum(dim=1).double().cpu(),  # (T,)
+              "ami": torch.stack([ami(objects, masks).cpu() for masks in scored]),  # (T, B)
+              "ari": torch.stack([ari(objects, masks).cpu() for masks in scored])}  # (T, B)
+    if labels is not None:
+        labels = labels.to(x.device)
+        scores["error"] = torch.stack([class_error(class_probabilities(top), labels).cpu() for top in clean.top])
+    return scores
 
 
 def median_over_runs(results: list[dict]) -> dict:

@@ -39,7 +39,7 @@ class FakeModel:
         index = self._index(x)
         second = torch.stack([PERFECT if i < 2 else MERGED for i in index.tolist()])  # (B, K, D)
         masks = torch.stack([PERFECT.expand(len(index), 2, 4), second])  # (T=2, B, K, D)
-        return SimpleNamespace(masks=masks, top=None)
+        return SimpleNamespace(masks=masks, reconstructions=None, top=None)
 
 
 def test_per_iteration_means_over_uneven_batches():
@@ -67,3 +67,30 @@ def test_fg_ari_per_iteration_and_over_named_subsets():
     assert result["ari"] == pytest.approx([1.0, 0.5], abs=1e-12)
     assert result["ari_subsets"]["first"] == {"examples": 2, "ari": pytest.approx([1.0, 1.0], abs=1e-12)}
     assert result["ari_subsets"]["rest"] == {"examples": 2, "ari": pytest.approx([1.0, 0.0], abs=1e-12)}
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_infer_in_batches_joins_the_batches_it_runs(norm):
+    from tagger import ModelConfig, Tagger
+    from tagger.evaluate import infer_in_batches
+
+    torch.manual_seed(0)
+    model = Tagger(ModelConfig(input_size=12, widths=(10, 6, 4), groups=3, channels=3, row_length=6,
+                               likelihood="continuous", norm=norm)).eval()
+    x = torch.rand(7, 12)  # (N, D): P = 4 pixels of 3 channels
+    out = infer_in_batches(model, x, batch_size=3, iterations=2, generator=torch.Generator().manual_seed(5))
+    assert out.masks.shape == (2, 7, 3, 4) and out.reconstructions.shape == (2, 7, 3, 12)
+    assert out.top.shape[:3] == (2, 7, 3) and out.costs.shape == (2, 7)
+    generator = torch.Generator().manual_seed(5)
+    by_hand = [model.infer(part, iterations=2, generator=generator) for part in x.split(3)]  # 3 + 3 + 1
+    torch.testing.assert_close(out.masks, torch.cat([o.masks for o in by_hand], 1), rtol=0, atol=0)
+    torch.testing.assert_close(out.reconstructions, torch.cat([o.reconstructions for o in by_hand], 1),
+                               rtol=0, atol=0)
+    last = infer_in_batches(model, x, batch_size=3, last_only=True, iterations=2,
+                            generator=torch.Generator().manual_seed(5))
+    assert last.masks.shape == (1, 7, 3, 4)
+    torch.testing.assert_close(last.masks, out.masks[-1:], rtol=0, atol=0)
+    torch.testing.assert_close(last.reconstructions, out.reconstructions[-1:], rtol=0, atol=0)
+    removed = infer_in_batches(model, x, batch_size=3, iterations=2, remove_groups=(1,),
+                               generator=torch.Generator().manual_seed(5))
+    assert torch.all(removed.masks[-1, :, 1] == 0)  # passed on to model.infer

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..evaluate import infer_in_batches
 from ..metrics import ari
 
 
@@ -41,12 +42,9 @@ def score(objects: np.ndarray, count: int, mean: np.ndarray, basis: np.ndarray) 
 
 def model_basis(model, features: np.ndarray, iterations: int, seed: int) -> np.ndarray:
     """``(P, H0)`` orthonormal directions spanning ``model``'s last-iteration log masks on ``features``."""
-    generator = torch.Generator().manual_seed(seed)
-    logs = []
-    with torch.no_grad():
-        for start in range(0, len(features), 100):
-            out = model.infer(torch.as_tensor(features[start:start + 100]), iterations=iterations, generator=generator)
-            log_masks = out.masks[-1].clamp_min(1e-30).log().double()  # (B, K, P)
-            logs.append((log_masks - log_masks.mean(dim=1, keepdim=True)).flatten(0, 1))  # (B*K, P)
-    _, _, vt = torch.linalg.svd(torch.cat(logs), full_matrices=False)  # vt (min(BK, P), P)
+    masks = infer_in_batches(model, torch.as_tensor(features), last_only=True, iterations=iterations,
+                             generator=torch.Generator().manual_seed(seed)).masks[0]  # (N, K, P)
+    log_masks = masks.clamp_min(1e-30).log().double()
+    logs = (log_masks - log_masks.mean(dim=1, keepdim=True)).flatten(0, 1)  # (N*K, P)
+    _, _, vt = torch.linalg.svd(logs, full_matrices=False)  # vt (min(NK, P), P)
     return vt[:model.config.widths[0]].T.numpy()

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .. import datasets
-from ..checkpoint import find_checkpoint, load_model, read_checkpoint
+from ..checkpoint import find_checkpoint, load_run
 from ..errors import ConfigError
 
 MAX_OBJECTS = 10  # more shapes than this hardly fit a 20x20 Shapes image (and take minutes to place)
@@ -76,8 +76,7 @@ def _load(options: EvalOptions, at_least: int = 0):
     from ..training.device import resolve_device
 
     device = resolve_device(options.device)
-    config, _, _, _ = read_checkpoint(options.run_dir)
-    model = load_model(options.run_dir, device=device)
+    config, model = load_run(options.run_dir, device=device)
     train = config.train
     extra = train.data_kwargs()
     if options.objects is not None:
@@ -129,16 +128,6 @@ def evaluate_run(options: EvalOptions) -> dict:
     return result
 
 
-def _infer_in_batches(model, features, options: EvalOptions, generator):
-    """Masks, reconstructions and top outputs ``(T, N, ...)`` of ``features`` in evaluation batches
-    (a BatchNorm model normalises over its batch, so a figure must use the evaluation's batches)."""
-    outputs = [model.infer(features[start:start + options.batch_size], iterations=options.iterations,
-                           groups=options.groups, generator=generator, remove_groups=tuple(options.remove_group))
-               for start in range(0, features.shape[0], options.batch_size)]
-    return (torch.cat([out.masks for out in outputs], 1), torch.cat([out.reconstructions for out in outputs], 1),
-            torch.cat([out.top for out in outputs], 1))
-
-
 def _chosen_examples(options: EvalOptions, masks, objects) -> tuple[list[int], list[str] | None]:
     """``--order first``: the first N; ``--order ami``: N spread over the pool's AMI ranking, best first."""
     if options.order == "first":
@@ -164,7 +153,7 @@ def _class_captions(top, split, chosen, captions) -> list[str]:
 
 def show_run(options: EvalOptions) -> int:
     """A PNG of groupings like the paper's Figure 4, written next to the run."""
-    from ..evaluate import assigned
+    from ..evaluate import assigned, infer_in_batches
     from ..visualize import grouping_figure
 
     shown = options.examples
@@ -181,7 +170,9 @@ def show_run(options: EvalOptions) -> int:
         model.removal(remove, options.groups or config.model.groups, features.device)
     except ValueError as error:
         raise ConfigError(f"--remove-group: {error}") from None
-    masks, reconstructions, top = _infer_in_batches(model, features, options, generator)  # (T, N, K, D)
+    out = infer_in_batches(model, features, options.batch_size, iterations=options.iterations, groups=options.groups,
+                           generator=generator, remove_groups=tuple(remove))  # eval's batches
+    masks, reconstructions, top = out.masks, out.reconstructions, out.top  # (T, N, K, P), (T, N, K, D), (T, N, K, HL)
     if options.assign == "posterior" and remove:
         raise ConfigError("--remove-group draws the masks; drop --assign posterior")
     masks = assigned(model, features, masks, reconstructions, options.assign)  # (T, N, K, P)
