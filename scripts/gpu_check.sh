@@ -4,21 +4,25 @@
 #   semi       TextureMNIST2 `paper-semi` from texture2, 50 epochs, 1,000 labels (Table 2's Tagger row)
 #   shapes-ln  Shapes `paper` (LayerNorm), 100 epochs      shapes-bn  Shapes `paper-bn`, 100 epochs
 #   tetrominoes  Tetrominoes `paper` (BatchNorm, 3000-2000-1000, the reference's v), TETROMINOES_EPOCHS
-#              (default 150, ~10 minutes of training), FG-ARI in its evaluation
+#              (default 150), FG-ARI in its evaluation, scored by masks and by the posterior
+#   tetro-quick30  Tetrominoes `quick` (the CPU preset) for 30 epochs instead of 3: where it ends
 #   spectrograms  sound mixtures, `large` (the Shapes `paper` network and recipe on the active-bin map), 100 epochs
 #   narrow2    TextureMNIST2 `quick-narrow` (the CPU study's recipe) for NARROW_EPOCHS (default 100): where it ends
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
 #   baselines  Table 2's FC MLP, FC Ladder and ConvNet on TextureMNIST2, 1,000 labels (BASELINE_MIN each)
-# STAGES picks them (default "texture2 semi shapes-ln shapes-bn"). Every training runs the preset's own
-# epochs; this call stops CALL_SECONDS (default 540) after it started, leaving RESERVE_S (default 90) to
+# STAGES picks them (default "texture2 semi shapes-ln shapes-bn"); SIDE_STAGES (default none) run as a
+# second chain beside them on the same GPU (small models leave most of it idle). Every training runs the
+# preset's own epochs; this call stops CALL_SECONDS (default 540) after it started, leaving RESERVE_S (default 90) to
 # evaluate and pack. A stage cut short keeps its checkpoint in runs/NAME, and the next call of this
 # script on the same machine resumes it (`tagger train --resume`); a stage starts only after the ones
-# before it are complete. A finished stage is evaluated on its whole test split and drawn.
+# before it are complete; with PARTIAL=1 a stage cut short is evaluated where it stopped (eval_partial.json,
+# marked as such in the summary). A finished stage is evaluated on its whole test split and drawn.
 # Everything goes to $OUT (default ./gpu_out): results.tgz (logs, metrics.csv per stage, eval JSON,
 # figures) and summary.log, repacked every 20 s so a killed call still returns its metrics. Once
 # texture2 is complete its weights also come back as fp16 pieces of <= 15 MiB in $OUT/texture2-fp16
 # (`tagger export`), so a later GPU run can start semi from them: SEMI_INIT=DIR (default runs/texture2).
-# DEVICE (default cuda), COMPILE (graph, or fused), EVAL_EXAMPLES (default 0 = whole test split).
+# DEVICE (default cuda), COMPILE (graph, or fused; a training that fails before its first checkpoint is
+# retried with --compile off), EVAL_EXAMPLES (default 0 = whole test split).
 # CPU dry run: DEVICE=cpu COMPILE=off CALL_SECONDS=150 RESERVE_S=30 EVAL_EXAMPLES=100 STAGES=texture2 \
 #   EXTRA="--train-examples 200 --epochs 1 --valid-examples 100" TAGGER_DATA=~/.cache/tagger bash scripts/gpu_check.sh
 set -uo pipefail
@@ -26,19 +30,20 @@ FINAL=${OUT:-gpu_out}; mkdir -p "$FINAL"
 OUT=$(mktemp -d)  # at most 8 files come back: pack everything into one archive
 START=$(date +%s); CALL_SECONDS=${CALL_SECONDS:-540}; RESERVE_S=${RESERVE_S:-90}
 DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}; EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; EXTRA=${EXTRA:-}
-STAGES=${STAGES:-"texture2 semi shapes-ln shapes-bn"}; SEMI_INIT=${SEMI_INIT:-runs/texture2}; BASELINE_MIN=${BASELINE_MIN:-1.5}; BENCH_STEPS=${BENCH_STEPS:-50}
+STAGES=${STAGES:-"texture2 semi shapes-ln shapes-bn"}; SIDE_STAGES=${SIDE_STAGES:-}; PARTIAL=${PARTIAL:-0}; SEMI_INIT=${SEMI_INIT:-runs/texture2}; BASELINE_MIN=${BASELINE_MIN:-1.5}; BENCH_STEPS=${BENCH_STEPS:-50}
 export PYTHONUNBUFFERED=1 TAGGER_DATA=${TAGGER_DATA:-$PWD/.carry/data}
 PY=python3
-want() { case " $STAGES " in *" $1 "*) return 0;; esac; return 1; }
+want() { case " $STAGES $SIDE_STAGES " in *" $1 "*) return 0;; esac; return 1; }
 log() { echo "[$(date +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$OUT/summary.log"; }
 pack() {
   for run in runs/*/; do
     local name; name=$(basename "$run")
     [ -f "$run/metrics.csv" ] && cp "$run/metrics.csv" "$OUT/metrics_$name.csv"
-    [ -f "$run/eval_test.json" ] && cp "$run/eval_test.json" "$OUT/eval_$name.json"
+    for e in "$run"/eval_*.json; do [ -f "$e" ] && cp "$e" "$OUT/${name}_$(basename "$e")"; done
     [ -f "$run/groupings.png" ] && cp "$run/groupings.png" "$OUT/${name}_groupings.png"
   done
-  tar czf "$FINAL/results.tgz.part" -C "$OUT" . && mv "$FINAL/results.tgz.part" "$FINAL/results.tgz"
+  local part; part=$(mktemp "$FINAL/.results.XXXXXX")  # two chains may pack at once
+  tar czf "$part" -C "$OUT" . && mv "$part" "$FINAL/results.tgz"
   cp "$OUT"/summary.log "$FINAL"/ 2>/dev/null; true
 }
 ( while sleep 20; do pack; done ) & PACKER=$!
@@ -65,14 +70,36 @@ train_full() {  # name dataset preset flags...: train (or resume) runs/NAME; eva
       [ -f $run/checkpoint/state.json ] && args=(--resume "$run")
       log "train $name (${args[*]}) for up to $left min"
       $PY -m tagger train "${args[@]}" --device $DEVICE --compile $COMPILE --max-minutes "$left" \
-          --checkpoint-minutes 2 --no-progress >> "$OUT/train_$name.log" 2>&1 || log "train $name stopped (rc $?)"
+          --checkpoint-minutes 2 --no-progress >> "$OUT/train_$name.log" 2>&1 || {
+        log "train $name stopped (rc $?)"
+        if [ ! -f $run/checkpoint/state.json ] && [ "$COMPILE" != off ]; then  # failed before its first checkpoint
+          left=$(minutes_left); log "train $name again with --compile off for up to $left min"
+          $PY -m tagger train "${args[@]}" --device $DEVICE --compile off --max-minutes "$left" \
+              --checkpoint-minutes 2 --no-progress >> "$OUT/train_$name.log" 2>&1 || log "train $name stopped (rc $?)"
+        fi; }
     fi
   fi
-  if ! finished $run; then log "$name: not complete in this call; run this script again to resume it"; return 1; fi
-  [ -f $run/eval_test.json ] && return 0  # evaluated by an earlier call (kept in the run directory)
-  $PY -m tagger eval $run --device $DEVICE --examples $EVAL_EXAMPLES --output $run/eval_test.json \
+  local result=eval_test
+  if ! finished $run; then
+    log "$name: not complete in this call; run this script again to resume it"
+    [ "$PARTIAL" = 1 ] && [ -f $run/checkpoint/state.json ] || return 1
+    result=eval_partial
+  fi
+  [ -f $run/$result.json ] && [ $result = eval_test ] && return 0  # evaluated by an earlier call
+  evaluate $name $result
+  [ $result = eval_test ]
+}
+
+evaluate() {  # name result: score runs/NAME on the test split (and by the posterior for colour scenes), draw it
+  local name=$1 result=$2 run=runs/$1
+  $PY -m tagger eval $run --device $DEVICE --examples $EVAL_EXAMPLES --output $run/$result.json \
       > "$OUT/evalout_$name.txt" 2>&1 || log "eval $name FAILED"
   tail -4 "$OUT/evalout_$name.txt" | tee -a "$OUT/summary.log"
+  if grep -q '"dataset": "tetrominoes"' $run/checkpoint/state.json 2>/dev/null; then
+    $PY -m tagger eval $run --device $DEVICE --examples $EVAL_EXAMPLES --assign posterior \
+        --output $run/${result}_posterior.json > "$OUT/evalout_${name}_posterior.txt" 2>&1 || log "eval $name posterior FAILED"
+    tail -2 "$OUT/evalout_${name}_posterior.txt" | tee -a "$OUT/summary.log"
+  fi
   $PY -m tagger show $run --device $DEVICE --order ami --examples 6 --output $run/groupings.png >/dev/null 2>&1
   pack
 }
@@ -94,21 +121,32 @@ if want bench; then
   pack
 fi
 
-# in order of value; a later stage waits for the earlier ones
-ok=0
-want texture2 && { train_full texture2 texture-mnist paper --digits 2 --valid-examples 500 || ok=1; }
-if want texture2 && [ $ok = 0 ] && [ ! -d "$FINAL/texture2-fp16" ]; then  # 58 MiB: 4 files that come back
-  $PY -m tagger export runs/texture2 --output "$FINAL/texture2-fp16" --piece-mib 15 2>&1 | tee -a "$OUT/summary.log"
-fi
-[ $ok = 0 ] && want semi && { train_full semi texture-mnist paper-semi --digits 2 --valid-examples 500 \
-                                  --init "$SEMI_INIT" || ok=1; }
-[ $ok = 0 ] && want shapes-ln && { train_full shapes-ln shapes paper --valid-examples 500 || ok=1; }
-[ $ok = 0 ] && want shapes-bn && { train_full shapes-bn shapes paper-bn --valid-examples 500 || ok=1; }
-[ $ok = 0 ] && want tetrominoes && { train_full tetrominoes tetrominoes paper --valid-examples 500 \
-                                         --epochs "${TETROMINOES_EPOCHS:-150}" || ok=1; }
-[ $ok = 0 ] && want spectrograms && { train_full spectrograms spectrograms large --valid-examples 500 || ok=1; }
-[ $ok = 0 ] && want narrow2 && { train_full narrow2 texture-mnist quick-narrow --digits 2 --valid-examples 500 \
-                                     --epochs "${NARROW_EPOCHS:-100}" || ok=1; }
+stage() {  # one training stage by name
+  case $1 in
+    texture2) train_full texture2 texture-mnist paper --digits 2 --valid-examples 500 || return 1
+      if [ ! -d "$FINAL/texture2-fp16" ]; then  # 58 MiB: 4 files that come back
+        $PY -m tagger export runs/texture2 --output "$FINAL/texture2-fp16" --piece-mib 15 2>&1 | tee -a "$OUT/summary.log"
+      fi ;;
+    semi) train_full semi texture-mnist paper-semi --digits 2 --valid-examples 500 --init "$SEMI_INIT" ;;
+    shapes-ln) train_full shapes-ln shapes paper --valid-examples 500 ;;
+    shapes-bn) train_full shapes-bn shapes paper-bn --valid-examples 500 ;;
+    tetrominoes) train_full tetrominoes tetrominoes paper --valid-examples 500 --epochs "${TETROMINOES_EPOCHS:-150}" ;;
+    tetro-quick30) train_full tetro-quick30 tetrominoes quick --valid-examples 1000 --epochs 30 ;;
+    spectrograms) train_full spectrograms spectrograms large --valid-examples 500 ;;
+    narrow2) train_full narrow2 texture-mnist quick-narrow --digits 2 --valid-examples 500 --epochs "${NARROW_EPOCHS:-100}" ;;
+    tests|bench|baselines) ;;
+    *) log "unknown stage $1"; return 1 ;;
+  esac
+}
+chain() { for name in "$@"; do stage $name || return 1; done; }  # a later stage waits for the earlier ones
+for name in $STAGES $SIDE_STAGES; do  # make each dataset once, before two chains could both make it
+  case $name in tetro*) $PY -c "from tagger.datasets import tetrominoes as t; [t(s) for s in ('train', 'valid', 'test')]" ;;
+    spectrograms) $PY -c "from tagger.datasets.sound import spectrograms as t; [t(s) for s in ('train', 'valid', 'test')]" ;;
+  esac
+done 2>&1 | tail -2
+chain $SIDE_STAGES & SIDE=$!
+chain $STAGES
+wait $SIDE
 if want baselines; then
   for model in mlp ladder convnet; do
     log "baseline $model (TextureMNIST2, 1k labels, $BASELINE_MIN min)"
@@ -134,9 +172,17 @@ if not its:  # a baseline's run directory: its result is printed above
     sys.exit(0)
 line += f" {float(last[f'valid_ami_{its[-1]}']):.3f}/{float(last[f'valid_ari_{its[-1]}']):.3f}"
 try:
-    ev = json.load(open(metrics.replace("metrics.csv", "eval_test.json")))
-    line += " | test AMI " + " ".join(f"{v:.3f}" for v in ev["ami"])
-    line += " | class error % " + " ".join(f"{v:.1f}" for v in ev.get("class_error", []))
+    try:
+        ev = json.load(open(metrics.replace("metrics.csv", "eval_test.json")))
+        line += " | test"
+    except OSError:
+        ev = json.load(open(metrics.replace("metrics.csv", "eval_partial.json")))
+        line += " | PARTIAL run, test"
+    line += " AMI " + " ".join(f"{v:.3f}" for v in ev["ami"])
+    if "ari" in ev:
+        line += " | FG-ARI " + " ".join(f"{v:.3f}" for v in ev["ari"])
+    if ev.get("class_error"):
+        line += " | class error % " + " ".join(f"{v:.1f}" for v in ev["class_error"])
 except OSError:
     line += " | no test evaluation (not complete)"
 print(line)
