@@ -46,14 +46,22 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
     Tetrominoes: ``paper``: TextureMNIST's reference recipe; ``quick``: the study's narrow
         recipe (``quick-narrow``'s) with K = 6 groups, 3 epochs. Spectrograms: see ``_spectrograms``.
     """
+    presets = _catalogue(dataset, n_digits)
+    if name not in presets:
+        raise ConfigError(f"--preset must be one of {', '.join(presets)}, got {name!r}")
+    return presets[name]()
+
+
+def _catalogue(dataset: str, n_digits: int) -> dict:
+    """The presets of one dataset family, by name, each a function returning a fresh Config."""
     if dataset == "shapes":
-        presets = {
+        return {
             "paper": lambda: _shapes("paper", norm="layer"),
             "paper-bn": lambda: _shapes("paper-bn", norm="batch"),
             "quick": lambda: _quick_shapes(),
         }
-    elif dataset in ("texture-mnist", "texture_mnist"):
-        presets = {
+    if dataset in ("texture-mnist", "texture_mnist"):
+        return {
             "paper": lambda: _texture("paper", n_digits, norm="batch"),
             "paper-ln": lambda: _texture("paper-ln", n_digits, norm="layer"),
             "quick": lambda: _quick_texture(n_digits),
@@ -63,22 +71,18 @@ def preset(name: str, dataset: str = "shapes", n_digits: int = 2) -> Config:
             "quick-semi": lambda: _semi_texture(n_digits, quick=True),
             "quick-narrow-semi": lambda: _narrow_semi_texture(n_digits),
         }
-    elif dataset == "tetrominoes":
-        presets = {
+    if dataset == "tetrominoes":
+        return {
             "paper": lambda: _tetrominoes("paper", norm="batch", widths=(3000, 2000, 1000)),
             "quick": lambda: _quick_tetrominoes(),
         }
-    elif dataset == "spectrograms":
-        presets = {
+    if dataset == "spectrograms":
+        return {
             "quick": lambda: _spectrograms("quick", active_bins=True),
             "quick-logmag": lambda: _spectrograms("quick-logmag", active_bins=False),
             "large": lambda: _spectrograms("large", active_bins=True, large=True),
         }
-    else:
-        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-    if name not in presets:
-        raise ConfigError(f"--preset must be one of {', '.join(presets)}, got {name!r}")
-    return presets[name]()
+    raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
 
 
 def _tetrominoes(preset: str, **model) -> Config:
