@@ -77,6 +77,11 @@ def _load(options: EvalOptions, at_least: int = 0):
 
     device = resolve_device(options.device)
     config, model = load_run(options.run_dir, device=device)
+    return (config, model) + _load_split(options, config, device, at_least)
+
+
+def _load_split(options: EvalOptions, config, device, at_least: int = 0):
+    """The split a run of ``config`` is scored on: (split, features (N, D) on ``device``, objects (N, P))."""
     train = config.train
     extra = train.data_kwargs()
     if options.objects is not None:
@@ -89,7 +94,7 @@ def _load(options: EvalOptions, at_least: int = 0):
     count = min(max(options.examples, at_least), len(split)) if options.examples else len(split)
     features = torch.as_tensor(split.features[:count]).to(device)  # (N, D)
     objects = torch.as_tensor(split.objects[:count].astype("int64"))  # (N, P): per pixel
-    return config, model, split, features, objects
+    return split, features, objects
 
 
 def _run_dir_of(path: Path) -> Path:

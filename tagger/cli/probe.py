@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checkpoint import read_checkpoint
 from ..errors import ConfigError
-from .inspect import EvalOptions, _load, _run_dir_of
+from .inspect import EvalOptions, _load_split, _run_dir_of
 
 # The paper's Figure 4 shows three hand-picked generalisation examples (its caption): A, a
 # 2-group model on 3-object data; B, a model trained with K=4 on 3 objects tested on 4
@@ -49,14 +48,19 @@ def probe(options: ProbeOptions) -> dict:
 
     if options.iterations < 1 or min(options.groups) < 1 or min(options.objects) < 1:
         raise ConfigError("--iterations, --groups and --objects must be >= 1")
-    dataset = read_checkpoint(options.run_dir)[0].train.dataset
-    if dataset != "shapes":
-        raise ConfigError(f"tagger probe needs a Shapes run (its grid varies the shapes per image); this run is {dataset}")
-    cells, started, config = [], time.time(), None
+    from ..checkpoint import load_run
+    from ..training.device import resolve_device
+
+    device = resolve_device(options.device)
+    config, model = load_run(options.run_dir, device=device)  # once: only the data changes per row
+    if config.train.dataset != "shapes":
+        raise ConfigError(f"tagger probe needs a Shapes run (its grid varies the shapes per image); "
+                          f"this run is {config.train.dataset}")
+    cells, started = [], time.time()
     for count in options.objects:
         eval_options = EvalOptions(options.run_dir, examples=options.examples, objects=count, seed=options.seed,
                                    device=options.device, data_dir=options.data_dir, batch_size=options.batch_size)
-        config, model, _, features, objects = _load(eval_options.check())
+        _, features, objects = _load_split(eval_options.check(), config, device)
         for groups in options.groups:
             result = evaluate(model, features, objects, iterations=options.iterations, groups=groups,
                               batch_size=options.batch_size, seed=options.seed)
