@@ -1,7 +1,9 @@
 """A short continuous training learns to group colour scenes (the study's toy, docs/continuous.md).
 
-Two flat-coloured squares on black, per-pixel masks, BatchNorm and v fixed at 0.2: after 900
-Adam steps FG-ARI is clearly above the untrained model's (~0). One CPU thread, fixed seed.
+Two flat-coloured squares on black, per-pixel masks, BatchNorm and the reference's v falling
+from 0.2 (the study's recipe): after 900 Adam steps FG-ARI is clearly above the untrained
+model's (~0) in each of two seeds (0.28 and 0.45 on a 2-core AMD EPYC; seeds 0-4 gave 0.11-0.45,
+where v fixed at 0.2 gave 0.06-0.16). One CPU thread.
 """
 import importlib.util
 from pathlib import Path
@@ -35,13 +37,12 @@ def test_short_continuous_training_learns_to_group():
     toy = load_toy()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    results = []
-    try:  # the seed decides whether this recipe groups (docs/continuous.md); float bits differ by CPU
-        for seed in range(3):
-            results.append(toy.run(steps=900, v_param="fixed", v_init=0.2, norm="batch", seed=seed))
-            if results[-1]["ari"][-1] > results[-1]["ari"][0] + 0.1:
-                break
+    try:
+        results = [toy.run(steps=900, v_param="reference", v_init=0.2, norm="batch", seed=seed) for seed in (1, 2)]
     finally:
         torch.set_num_threads(threads)
-    assert all(abs(r["ari"][0]) < 0.05 for r in results)
-    assert any(r["ari"][-1] > r["ari"][0] + 0.1 for r in results), results
+    untrained = [r["ari"][0] for r in results]
+    trained = [r["ari"][-1] for r in results]
+    assert all(abs(a) < 0.05 for a in untrained), results
+    assert all(b > a + 0.1 for a, b in zip(untrained, trained)), results
+    assert sum(trained) / 2 > 0.25, results
