@@ -163,6 +163,8 @@ class TrainConfig:
         permute_pixels: shuffle the pixel positions of every image (train, valid, test) by one
             fixed permutation drawn from this seed; -1 = none. Tagger's model is fully connected,
             so it should group permuted images as well as plain ones (the paper's claim).
+        same_colour: Tetrominoes: the fraction of training scenes whose three pieces are given
+            one colour (valid and test unchanged), so that shape, not colour, must separate them.
         init_from: a run directory (or a shipped model's name) whose weights start this run where
             names and shapes match (the reference's ``--continue``: pretrained grouping, new top layers).
     """
@@ -192,6 +194,8 @@ class TrainConfig:
     labeled: int = option(0, "labelled training examples, balanced by class (0 = all)")
     permute_pixels: int = option(-1, "shuffle every image's pixels by one fixed permutation drawn from this seed "
                                      "(-1 = none): the no-image-prior test", metavar="SEED")
+    same_colour: float = option(0.0, "Tetrominoes: the fraction of training scenes recoloured so that their three "
+                                     "pieces share one colour (valid and test unchanged)", metavar="FRACTION")
     init_from: str = option("", "start from this run's (or shipped model's) weights where names and shapes "
                                 "match (e.g. the pretrained grouping for --preset paper-semi)",
                             flag="init", metavar="RUN_DIR|NAME")
@@ -227,6 +231,8 @@ class TrainConfig:
             (self.class_cost >= 0, f"--class-cost must be >= 0, got {self.class_cost}"),
             (self.labeled >= 0, f"--labeled must be >= 0, got {self.labeled}"),
             (self.permute_pixels >= -1, f"--permute-pixels must be a seed >= 0 (or -1: none), got {self.permute_pixels}"),
+            (0 <= self.same_colour <= 1, f"--same-colour must be in [0, 1], got {self.same_colour}"),
+            (not self.same_colour or self.dataset == "tetrominoes", "--same-colour applies to Tetrominoes only"),
         ]
         for ok, message in checks:
             if not ok:
