@@ -7,6 +7,7 @@
 #              (default 150), FG-ARI in its evaluation, scored by masks and by the posterior
 #   tetro-quick30  Tetrominoes `quick` (the CPU preset) for 30 epochs instead of 3: where it ends
 #   spectrograms  sound mixtures, `large` (the Shapes `paper` network and recipe on the active-bin map), 100 epochs
+#   spectro-noise03  the same with bit-flip 0.3 (the CPU study's best noise level for sound)
 #   narrow2    TextureMNIST2 `quick-narrow` (the CPU study's recipe) for NARROW_EPOCHS (default 100): where it ends
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
 #   baselines  Table 2's FC MLP, FC Ladder and ConvNet on TextureMNIST2, 1,000 labels (BASELINE_MIN each)
@@ -133,6 +134,7 @@ stage() {  # one training stage by name
     tetrominoes) train_full tetrominoes tetrominoes paper --valid-examples 500 --epochs "${TETROMINOES_EPOCHS:-150}" ;;
     tetro-quick30) train_full tetro-quick30 tetrominoes quick --valid-examples 1000 --epochs 30 ;;
     spectrograms) train_full spectrograms spectrograms large --valid-examples 500 ;;
+    spectro-noise03) train_full spectro-noise03 spectrograms large --noise 0.3 --valid-examples 500 ;;
     narrow2) train_full narrow2 texture-mnist quick-narrow --digits 2 --valid-examples 500 --epochs "${NARROW_EPOCHS:-100}" ;;
     tests|bench|baselines) ;;
     *) log "unknown stage $1"; return 1 ;;
@@ -141,7 +143,7 @@ stage() {  # one training stage by name
 chain() { for name in "$@"; do stage $name || return 1; done; }  # a later stage waits for the earlier ones
 for name in $STAGES $SIDE_STAGES; do  # make each dataset once, before two chains could both make it
   case $name in tetro*) $PY -c "from tagger.datasets import tetrominoes as t; [t(s) for s in ('train', 'valid', 'test')]" ;;
-    spectrograms) $PY -c "from tagger.datasets.sound import spectrograms as t; [t(s) for s in ('train', 'valid', 'test')]" ;;
+    spectro*) $PY -c "from tagger.datasets.sound import spectrograms as t; [t(s) for s in ('train', 'valid', 'test')]" ;;
   esac
 done 2>&1 | tail -2
 chain $SIDE_STAGES & SIDE=$!
