@@ -11,13 +11,20 @@
 #   narrow2    TextureMNIST2 `quick-narrow` (the CPU study's recipe) for NARROW_EPOCHS (default 100): where it ends
 #   tests      the CUDA tests                              bench      step benchmarks (graph, fused, bf16)
 #   baselines  Table 2's FC MLP, FC Ladder and ConvNet on TextureMNIST2, 1,000 labels (BASELINE_MIN each)
-# STAGES picks them (default "texture2 semi shapes-ln shapes-bn"); SIDE_STAGES (default none) run as a
-# second chain beside them on the same GPU (small models leave most of it idle). Every training runs the
-# preset's own epochs; this call stops CALL_SECONDS (default 540) after it started, leaving RESERVE_S (default 90) to
-# evaluate and pack. A stage cut short keeps its checkpoint in runs/NAME, and the next call of this
-# script on the same machine resumes it (`tagger train --resume`); a stage starts only after the ones
-# before it are complete; with PARTIAL=1 a stage cut short is evaluated where it stopped (eval_partial.json,
-# marked as such in the summary). A finished stage is evaluated on its whole test split and drawn.
+# STAGES picks them; SIDE_STAGES (default none) run as a second chain beside them on the same GPU (small
+# models leave most of it idle). With neither given, the pending job that best fits one sitting runs:
+# STAGES=tetrominoes (the paper recipe on the field's benchmark) beside SIDE_STAGES=spectro-noise03,
+# with PARTIAL=1. Table 2's row (texture2 then semi, ~17 minutes of H200 training) does not fit a
+# 15-minute device allotment: STAGES="texture2 semi" where more is lent. Every training runs the
+# preset's own epochs; this call stops CALL_SECONDS (default 540) after it started, leaving RESERVE_S
+# (default 90) to evaluate and pack. A stage cut short keeps its checkpoint in runs/NAME, and the next
+# call of this script on the same machine resumes it (`tagger train --resume`); a stage starts only
+# after the ones before it are complete; with PARTIAL=1 a stage cut short is evaluated where it stopped
+# (eval_partial.json, marked as such in the summary). A finished stage is evaluated on its whole test
+# split and drawn.
+# Data: TAGGER_DATA (default .carry/data; pass carry [".carry"]). Tetrominoes and spectrograms are made
+# on the machine when missing (~1 min; carrying their caches, 28 MB, saves it); TextureMNIST needs MNIST,
+# which the GPU machine lacks: carry its cache files.
 # Everything goes to $OUT (default ./gpu_out): results.tgz (logs, metrics.csv per stage, eval JSON,
 # figures) and summary.log, repacked every 20 s so a killed call still returns its metrics. Once
 # texture2 is complete its weights also come back as fp16 pieces of <= 15 MiB in $OUT/texture2-fp16
@@ -31,7 +38,8 @@ FINAL=${OUT:-gpu_out}; mkdir -p "$FINAL"
 OUT=$(mktemp -d)  # at most 8 files come back: pack everything into one archive
 START=$(date +%s); CALL_SECONDS=${CALL_SECONDS:-540}; RESERVE_S=${RESERVE_S:-90}
 DEVICE=${DEVICE:-cuda}; COMPILE=${COMPILE:-graph}; EVAL_EXAMPLES=${EVAL_EXAMPLES:-0}; EXTRA=${EXTRA:-}
-STAGES=${STAGES:-"texture2 semi shapes-ln shapes-bn"}; SIDE_STAGES=${SIDE_STAGES:-}; PARTIAL=${PARTIAL:-0}; SEMI_INIT=${SEMI_INIT:-runs/texture2}; BASELINE_MIN=${BASELINE_MIN:-1.5}; BENCH_STEPS=${BENCH_STEPS:-50}
+if [ -z "${STAGES+set}" ] && [ -z "${SIDE_STAGES+set}" ]; then STAGES=tetrominoes SIDE_STAGES=spectro-noise03 PARTIAL=${PARTIAL:-1}; fi
+STAGES=${STAGES:-}; SIDE_STAGES=${SIDE_STAGES:-}; PARTIAL=${PARTIAL:-0}; SEMI_INIT=${SEMI_INIT:-runs/texture2}; BASELINE_MIN=${BASELINE_MIN:-1.5}; BENCH_STEPS=${BENCH_STEPS:-50}
 export PYTHONUNBUFFERED=1 TAGGER_DATA=${TAGGER_DATA:-$PWD/.carry/data}
 PY=python3
 want() { case " $STAGES $SIDE_STAGES " in *" $1 "*) return 0;; esac; return 1; }
