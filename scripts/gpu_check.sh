@@ -77,15 +77,15 @@ train_full() {  # name dataset preset flags...: train (or resume) runs/NAME; eva
     if $PY -c "import sys; sys.exit(0 if $left >= 0.5 else 1)"; then
       local args=("$dataset" --preset "$presetname" --run-dir "$run" "$@" $EXTRA)
       [ -f $run/checkpoint/state.json ] && args=(--resume "$run")
-      log "train $name (${args[*]}) for up to $left min"
-      $PY -m tagger train "${args[@]}" --device $DEVICE --compile $COMPILE --max-minutes "$left" \
-          --checkpoint-minutes 2 --no-progress >> "$OUT/train_$name.log" 2>&1 || {
+      local compile
+      for compile in $COMPILE off; do  # off: only if $COMPILE failed before the first checkpoint
+        log "train $name (${args[*]}) with --compile $compile for up to $left min"
+        $PY -m tagger train "${args[@]}" --device $DEVICE --compile $compile --max-minutes "$left" \
+            --checkpoint-minutes 2 --no-progress >> "$OUT/train_$name.log" 2>&1 && break
         log "train $name stopped (rc $?)"
-        if [ ! -f $run/checkpoint/state.json ] && [ "$COMPILE" != off ]; then  # failed before its first checkpoint
-          left=$(minutes_left); log "train $name again with --compile off for up to $left min"
-          $PY -m tagger train "${args[@]}" --device $DEVICE --compile off --max-minutes "$left" \
-              --checkpoint-minutes 2 --no-progress >> "$OUT/train_$name.log" 2>&1 || log "train $name stopped (rc $?)"
-        fi; }
+        [ ! -f $run/checkpoint/state.json ] && [ $compile != off ] || break
+        left=$(minutes_left)
+      done
     fi
   fi
   local result=eval_test
