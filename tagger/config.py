@@ -119,7 +119,7 @@ class ModelConfig:
             raise ConfigError("--row-band sets the bands --row-dropout erases; give --row-dropout too")
 
 
-DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms")
+DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms", "spikes")
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: resolved per device by tagger.training.device.resolve_precision
 
 

@@ -145,21 +145,14 @@ def test_separated_audio_files(tiny_splits, tmp_path):
 
 
 @pytest.mark.slow
-def test_short_training_on_active_bins_learns_to_group(tiny_splits, monkeypatch):
-    from tagger.evaluate import evaluate
-    from tagger.training import Trainer, apply_process_settings
-
+def test_short_training_on_active_bins_learns_to_group(monkeypatch, fg_ari_before_after):
     monkeypatch.setattr(sp, "SPLIT_SIZES", {"train": 2000, "valid": 200, "test": 8})
     config = preset("quick", "spectrograms")
     config.model.widths = (200, 100, 100)
     config.train.epochs, config.train.batch_size, config.train.valid_examples = 3, 50, 200
-    apply_process_settings(config.train, torch.device("cpu"))
-    trainer = Trainer(config, tiny_splits / "run", device="cpu", data_dir=tiny_splits, progress=False)
-    before = evaluate(trainer.model, trainer.valid_x, trainer.valid_objects, iterations=3)
-    trainer.run()
-    after = evaluate(trainer.model, trainer.valid_x, trainer.valid_objects, iterations=3)
-    assert abs(before["ari"][-1]) < 0.05
-    assert after["ari"][-1] > before["ari"][-1] + 0.1, after["ari"]
+    before, after = fg_ari_before_after(config)
+    assert abs(before) < 0.05
+    assert after > before + 0.1, after
 
 
 def test_probe_refuses_a_run_that_is_not_shapes(tiny_splits, capsys):

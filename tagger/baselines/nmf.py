@@ -10,6 +10,11 @@ where it mixes them up.
 ``time_slice_masks`` is the trivial grouping below it: k-means on the frame (time) index of each
 active bin, so each group is a stretch of time. A model that has learned only *when* things
 happen, not *which* sound they belong to, scores about what it scores.
+
+``line_oracle_masks`` is what time alone gives with the truth's help: it reads the truth and
+gives every element of a column (one time step) or of a row (one frequency bin, one neuron) to
+the object that owns most of that line, the best labelling by accuracy that is constant along
+lines. A model well above it has used both coordinates, not just when (or where) things are.
 """
 from __future__ import annotations
 
@@ -69,3 +74,22 @@ def time_slice_masks(active: np.ndarray, image_shape: tuple[int, int], groups: i
         labels = KMeans(clusters, n_init=4, random_state=seed).fit_predict(frame[where, None])
         masks[index, labels, where] = 1.0
     return masks
+
+
+def line_oracle_masks(objects: np.ndarray, image_shape: tuple[int, int], axis: int) -> np.ndarray:
+    """One-hot masks ``(N, n_objects + 1, D)``: each line's elements to the object owning most of it.
+
+    Args:
+        objects: ``(N, D)`` true ids (0 = not scored), ``D = rows * columns`` in ``image_shape`` order.
+        image_shape: ``(rows, columns)``.
+        axis: 1 = columns (every element of one time step alike), 0 = rows.
+    """
+    objects = np.asarray(objects, dtype=np.int64)
+    n, groups = len(objects), int(objects.max(initial=0)) + 1
+    onehot = np.eye(groups, dtype=np.int64)[objects.reshape(n, *image_shape)]  # (N, rows, columns, K)
+    counts = onehot.sum(axis=1 if axis == 1 else 2)  # (N, lines, K)
+    counts[..., 0] = -1  # the unscored elements vote for nobody
+    owner = counts.argmax(-1)  # (N, lines)
+    grid = owner[:, None, :] if axis == 1 else owner[:, :, None]  # broadcast along the line
+    labels = np.broadcast_to(grid, (n, *image_shape)).reshape(n, -1)  # (N, D)
+    return np.eye(groups, dtype=np.float32)[labels].transpose(0, 2, 1)

@@ -170,12 +170,12 @@ def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help=text, description=text + ". A preset gives every value; any "
                                 "flag below overrides it. Ctrl-C saves a checkpoint that --resume continues.")
     # dataset, preset and digits default to None so that --resume can tell what was given
-    train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes, spectrograms")
+    train.add_argument("dataset", nargs="?", choices=list(DATASETS), help="shapes (default), texture-mnist, tetrominoes, spectrograms, spikes")
     train.add_argument("--preset", help="quick (default), paper, or the other normalisation: paper-bn (Shapes) / "
                             "paper-ln (TextureMNIST); TextureMNIST on a CPU: quick-narrow (groups in ~24 min), quick-fixed-v; "
                             "TextureMNIST classification: paper-semi, quick-semi, quick-narrow-semi (CPU; "
                             "--init texture-mnist2-quick-narrow); spectrograms: quick (active bins), quick-logmag "
-                            "(log magnitude), large (active bins, GPU-sized)")
+                            "(log magnitude), large (active bins, GPU-sized); spikes: quick")
     train.add_argument("--digits", type=int, help="TextureMNIST digits per image (1 or 2; default 2)")
     train.add_argument("--run-dir", type=Path, help="output directory (default runs/DATASET-PRESET; "
                        "runs/texture-mnist1-PRESET for --digits 1)")

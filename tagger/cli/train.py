@@ -160,8 +160,8 @@ def run_data(args: argparse.Namespace) -> int:
     started = time.time()
     kwargs = TrainConfig(dataset=args.dataset, n_digits=args.digits).data_kwargs()
     split = datasets.load(args.dataset, "train", args.data_dir, **kwargs)
-    print(f"{split.name}: {len(split)} examples of {split.input_size} elements, "
-          f"cached in {datasets.data_dir(args.data_dir)} ({time.time() - started:.1f} s)")
+    where = "drawn in memory, not cached" if args.dataset == "spikes" else f"cached in {datasets.data_dir(args.data_dir)}"
+    print(f"{split.name}: {len(split)} examples of {split.input_size} elements, {where} ({time.time() - started:.1f} s)")
     return 0
 
 

@@ -8,15 +8,16 @@ from .common import DataError, Split, data_dir
 from .mnist import mnist
 from .shapes import shapes
 from .sound import spectrograms
+from .rasters import spikes
 from .tetrominoes import tetrominoes, tetrominoes_from_tfrecords
 from .texture_mnist import texture_mnist
 
 __all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "tetrominoes", "tetrominoes_from_tfrecords",
-           "spectrograms", "mnist", "load", "pixel_order", "unpermute"]
+           "spectrograms", "spikes", "mnist", "load", "pixel_order", "unpermute"]
 
 
 def load(name: str, split: str, data_dir=None, permute_pixels: int = -1, **kwargs) -> Split:
-    """Load a split by dataset name: ``shapes``, ``texture-mnist`` (``n_digits`` in kwargs), ``tetrominoes``, ``spectrograms`` (``binary`` in kwargs) or ``mnist``.
+    """Load a split by dataset name: ``shapes``, ``texture-mnist`` (``n_digits`` in kwargs), ``tetrominoes``, ``spectrograms`` (``binary`` in kwargs), ``spikes`` or ``mnist``.
 
     ``data_dir`` is the cache directory, as for every loader (default ``$TAGGER_DATA`` or
     ``~/.cache/tagger``). ``permute_pixels`` >= 0 shuffles the pixel positions of every image by
@@ -59,6 +60,8 @@ def _load(name: str, split: str, data_dir=None, **kwargs) -> Split:
         return tetrominoes(split, data_dir=data_dir, **kwargs)
     if name == "spectrograms":
         return spectrograms(split, data_dir=data_dir, **kwargs)
+    if name == "spikes":
+        return spikes(split, data_dir=data_dir, **kwargs)
     if name == "mnist":
         return mnist(split, data_dir=data_dir, **kwargs)
-    raise DataError(f"unknown dataset {name!r}; choose shapes, texture-mnist, tetrominoes, spectrograms or mnist")
+    raise DataError(f"unknown dataset {name!r}; choose shapes, texture-mnist, tetrominoes, spectrograms, spikes or mnist")
