@@ -5,8 +5,9 @@ image ``(NEURONS, FRAMES)``: row ``i`` is neuron ``i``, column ``t`` the t-th bi
 **sequences** (the repeated firing patterns of neuroscience's cell assemblies and synfire chains):
 a library of :data:`N_MOTIFS` motifs, fixed for the dataset, each :data:`MOTIF_NEURONS` distinct
 neurons firing a burst of :data:`BURST` bins at fixed lags, within :data:`MOTIF_SPAN` bins. The
-motifs share neurons (each neuron takes part in three on average), so a neuron's identity does not say which sequence a
-spike belongs to, and occurrences overlap in time, so its time does not either.
+motifs share neurons (each neuron takes part in three on average), so a neuron's identity does
+not say which sequence a spike belongs to, and occurrences overlap in time, so its time does not
+either.
 
 Per raster, :data:`OCCURRENCES` occurrences: a motif drawn uniformly (repeats allowed), an onset
 uniform over the bins where it fits, each of its neurons' bursts kept with probability
