@@ -39,15 +39,16 @@ def main(argv=None) -> int:
     objects = torch.as_tensor(split.objects[:n].astype("int64"))
     if args.dataset == "spikes":
         active = split.features[:n] > 0  # (N, D): every spike, background ones too (scored: objects > 0)
-        inputs = {"spike raster": active.astype("float64")}
+        active_name, line, inputs = "spike raster", "neuron", {}
     else:
         active = split.objects[:n] > 0  # (N, D): the scored bins, what the binary model sees
-        inputs = {"magnitude": magnitudes(split.features[:n], sound.DB_RANGE), "active bins": active.astype("float64")}
+        active_name, line = "active bins", "frequency bin"
+        inputs = {"magnitude": magnitudes(split.features[:n], sound.DB_RANGE)}
+    inputs[active_name] = active.astype("float64")
     methods = [(f"NMF on the {name}", name, lambda g, x=spectra: nmf_masks(x, split.image_shape, g))
                for name, spectra in inputs.items()]
-    methods.append(("time slices (k-means on frame index)", "spike raster" if args.dataset == "spikes" else "active bins",
+    methods.append(("time slices (k-means on frame index)", active_name,
                     lambda g: time_slice_masks(active, split.image_shape, g)))
-    line = "frequency bin" if args.dataset == "spectrograms" else "neuron"
     oracles = [(f"by {what} alone, each line to its majority owner (reads the truth)", "truth",
                 lambda g, axis=axis: line_oracle_masks(split.objects[:n], split.image_shape, axis))
                for what, axis in (("time", 1), (line, 0))]
