@@ -33,7 +33,6 @@ def _variant(norm: str, v_param: str, v_init, lr: float, batch: int) -> dict:
 VARIANTS = {  # name -> {"model.FIELD" | "train.FIELD": value}, applied on top of --preset
     "ref-b100": _variant("batch", "reference", None, 1e-3, 100),  # the reference's recipe at quick width
     "ln-ref-b100": _variant("layer", "reference", None, 1e-3, 100),
-    "ln-logv0.3-b100": _variant("layer", "log", 0.3, 1e-3, 100),
     "ln-fixv0.2-b32": _variant("layer", "fixed", 0.2, 2e-3, 32),
     "bn-fixv0.2-b32": _variant("batch", "fixed", 0.2, 2e-3, 32),
 }

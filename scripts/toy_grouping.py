@@ -41,7 +41,7 @@ def scenes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x.reshape(n, -1)), torch.from_numpy(objects.reshape(n, -1))
 
 
-def run(steps=1500, lr=2e-3, norm="layer", v_init=0.3, v_param="log", widths=(64, 32, 16), batch=32,
+def run(steps=1500, lr=2e-3, norm="layer", v_init=0.3, v_param="fixed", widths=(64, 32, 16), batch=32,
         groups=3, iterations=3, seed=0, noise=0.2, figure=None) -> dict:
     torch.manual_seed(seed)
     config = ModelConfig(input_size=SIZE * SIZE * 3, channels=3, widths=tuple(widths), likelihood="continuous",

@@ -13,7 +13,6 @@ settings=(
 extra=(
   '"norm": "batch", "v_param": "fixed", "v_init": 0.1, "seed": 0'
   '"norm": "batch", "v_param": "fixed", "v_init": 0.5, "seed": 0'
-  '"norm": "layer", "v_param": "log", "v_init": 0.3, "seed": 0'
 )
 runs=()
 for s in "${settings[@]}"; do for seed in 0 1 2; do runs+=("{$s, \"seed\": $seed, \"steps\": $steps}"); done; done

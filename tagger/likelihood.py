@@ -124,11 +124,11 @@ class GaussianLikelihood(nn.Module):
         super().__init__()
         self.noise = float(noise)
         self.v_param = v_param
-        if v_param in ("log", "fixed"):  # v = exp(raw): Adam's ~lr steps on raw change v by a constant factor
+        if v_param == "fixed":  # v = exp(raw), never trained
             start = math.log(positive(torch.tensor(1.0)).item() if v_init is None else float(v_init))
         else:
             start = 1.0 if v_init is None else positive_inverse(float(v_init))
-        # "fixed": v stays at its start (still saved with the weights, never trained)
+        # "fixed": v stays at its start (still saved with the weights)
         self.v_raw = nn.Parameter(torch.tensor(start), requires_grad=v_param != "fixed")
 
     @property

@@ -24,7 +24,6 @@ from .inputs import check_batch, check_count, check_values, group_indices
 from .ladder import Ladder, init_weight, normalize
 from .likelihood import make_likelihood, spread_channels, sum_channels
 
-TINY = 1e-6  # floor of L(m) and m before their log in the mask skip (mask_skip)
 REMOVED_LOGIT = -1e4  # "a large negative number" (paper, section 3.2): exp() of it is 0 in fp32 and bf16
 
 
@@ -36,20 +35,14 @@ class Draws:
     Attributes:
         corruption: ``(B, D)`` standard draws for the likelihood's corruption, or None (clean).
         mask_logits: ``(B, K, P)`` standard normals; ``m0 = softmax_K(mask_logits)``.
-        pixels: ``(B, P + D)`` uniforms for ``pixel_noise`` (which pixels, then their new
-            values), or None (drawn after the others: with ``pixel_noise = 0`` they do not change).
-        rows: ``(B, rows / row_band)`` uniforms for ``row_dropout`` (which bands of rows are erased), or
-            None (drawn last, for the same reason).
     """
 
     corruption: torch.Tensor | None
     mask_logits: torch.Tensor
-    pixels: torch.Tensor | None = None
-    rows: torch.Tensor | None = None
 
     def shard(self, start: int, stop: int) -> "Draws":
-        cut = lambda draws: None if draws is None else draws[start:stop]  # noqa: E731
-        return Draws(cut(self.corruption), self.mask_logits[start:stop], cut(self.pixels), cut(self.rows))
+        corruption = None if self.corruption is None else self.corruption[start:stop]
+        return Draws(corruption, self.mask_logits[start:stop])
 
 
 @dataclass
@@ -98,8 +91,6 @@ class Tagger(nn.Module):
         self.z_bias = nn.Parameter(torch.zeros(size))
         self.m_weight = init_weight(width, self.pixels)
         self.m_scale = nn.Parameter(torch.ones(()))
-        if config.mask_skip:  # (a, b) of a log L(m) + b log m, added to the mask logits; 0 = the reference
-            self.skip = nn.Parameter(torch.zeros(2))
 
     def draw(self, batch: int, groups: int, device, dtype=torch.float32, generator=None,
              corrupt: bool = True) -> Draws:
@@ -107,25 +98,7 @@ class Tagger(nn.Module):
         size = self.config.input_size
         corruption = self.likelihood.draw((batch, size), device, dtype, generator) if corrupt else None
         logits = torch.randn((batch, groups, self.pixels), device=device, dtype=dtype, generator=generator)
-        pixels = rows = None
-        if corrupt and self.config.pixel_noise:
-            pixels = torch.rand((batch, self.pixels + size), device=device, dtype=dtype, generator=generator)
-        if corrupt and self.config.row_dropout:
-            bands = size // (self.config.row_length * self.config.row_band)
-            rows = torch.rand((batch, bands), device=device, dtype=dtype, generator=generator)
-        return Draws(corruption, logits, pixels, rows)
-
-    def corrupt(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
-        """``x`` ``(B, D)`` with ``row_dropout`` of its rows erased to 0 and ``pixel_noise`` of its
-        pixels replaced by uniform values, then the likelihood's own noise (Gaussian, or bit flips)."""
-        if draws.rows is not None:
-            band = self.config.row_length * self.config.row_band  # elements per band of rows
-            kept = (draws.rows >= self.config.row_dropout).repeat_interleave(band, dim=-1)
-            x = x * kept  # (B, D)
-        if draws.pixels is not None:
-            hit, values = draws.pixels.split([self.pixels, self.config.input_size], dim=-1)  # (B, P), (B, D)
-            x = torch.where(self.per_element(hit < self.config.pixel_noise), values, x)
-        return self.likelihood.corrupt(x, draws.corruption)
+        return Draws(corruption, logits)
 
     def initial_state(self, mask_logits: torch.Tensor):
         """``z0 = config.z0`` ``(B, K, D)`` and ``m0 = softmax_K(mask_logits)`` ``(B, K, P)``."""
@@ -181,8 +154,6 @@ class Tagger(nn.Module):
         logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, P)
         pre = pre.reshape(batch, groups, size)
         logits = logits.reshape(batch, groups, self.pixels)
-        if self.config.mask_skip:  # per-pixel evidence that need not pass through the H0-wide bottleneck
-            logits = logits + self.skip[0] * ratio.clamp_min(TINY).log() + self.skip[1] * masks.clamp_min(TINY).log()
         if removed is not None:
             logits = logits.masked_fill(removed[None, :, None], REMOVED_LOGIT)
         masks = torch.softmax(logits, dim=1)
@@ -217,7 +188,7 @@ class Tagger(nn.Module):
         removed = self.removal(remove_groups, groups, x.device)
         if draws is None:
             draws = self.draw(x.shape[0], groups, x.device, x.dtype, generator, corrupt)
-        x_noisy = self.corrupt(x, draws) if corrupt else x
+        x_noisy = self.likelihood.corrupt(x, draws.corruption) if corrupt else x
         x_noisy = x_noisy.unsqueeze(1)  # (B, 1, D)
         z, masks = self.initial_state(draws.mask_logits)
         z_in = z

@@ -7,11 +7,11 @@ from .errors import ConfigError
 
 
 def _shapes(preset: str, **model) -> Config:
-    return Config(preset=preset, model=ModelConfig(row_length=20, **model), train=TrainConfig(dataset="shapes"))
+    return Config(preset=preset, model=ModelConfig(**model), train=TrainConfig(dataset="shapes"))
 
 
 def _texture(preset: str, n_digits: int, **model) -> Config:
-    base = dict(input_size=784, row_length=28, likelihood="continuous", noise=0.2, z0=0.5,
+    base = dict(input_size=784, likelihood="continuous", noise=0.2, z0=0.5,
                 widths=(3000, 2000, 1000))
     base.update(model)
     return Config(preset=preset, model=ModelConfig(**base),
@@ -90,7 +90,7 @@ def _catalogue(dataset: str, n_digits: int) -> dict:
 
 def _tetrominoes(preset: str, **model) -> Config:
     """Tetrominoes (35x35 RGB, per-pixel masks): TextureMNIST's continuous recipe by default."""
-    base = dict(input_size=35 * 35 * 3, row_length=35 * 3, channels=3, likelihood="continuous", noise=0.2,
+    base = dict(input_size=35 * 35 * 3, channels=3, likelihood="continuous", noise=0.2,
                 z0=TETROMINOES_MEAN)
     base.update(model)
     return Config(preset=preset, model=ModelConfig(**base),
@@ -129,7 +129,7 @@ def _spectrograms(preset: str, active_bins: bool, large: bool = False) -> Config
     `quick-logmag`, on the log magnitude (continuous, v fixed at 0.2 as the continuous study found
     best); `large` is Shapes' `paper` recipe (2000-1000-500, Adam 4e-4, 100 epochs) on the active
     bins, for a GPU. z0 = the data mean (0.23 for both inputs)."""
-    model = dict(input_size=48 * 32, row_length=32, norm="layer", widths=(2000, 1000, 500) if large else (500, 250, 250), z0=0.23)
+    model = dict(input_size=48 * 32, norm="layer", widths=(2000, 1000, 500) if large else (500, 250, 250), z0=0.23)
     if not active_bins:
         model |= dict(likelihood="continuous", noise=0.2, v_param="fixed", v_init=0.2)
     train = TrainConfig(dataset="spectrograms", active_bins=active_bins, epochs=100 if large else 10,
@@ -144,7 +144,7 @@ def _spikes() -> Config:
     z0 = the data mean (0.16)."""
     config = _quick_shapes()
     config.preset = "quick"
-    config.model.input_size, config.model.row_length, config.model.z0 = 20 * 24, 24, 0.16
+    config.model.input_size, config.model.z0 = 20 * 24, 0.16
     config.train.dataset = "spikes"
     return config
 

@@ -125,7 +125,7 @@ RESUME_CONFLICTS = [
     ["--preset", "paper"], ["--digits", "1"], ["--train-examples", "30"], ["--valid-examples", "3"],
     ["--init", "/some/run"], ["--deterministic"], ["--precision", "bf16"], ["--class-cost", "0.1"],
     ["--likelihood", "continuous"], ["--z0", "0.5"], ["--eval-iterations", "2"], ["--v-init", "0.3"],
-    ["--eval-batch-size", "7"], ["--labeled", "5"], ["--v-param", "log"], ["--input-size", "100"],
+    ["--eval-batch-size", "7"], ["--labeled", "5"], ["--v-param", "fixed"], ["--input-size", "100"],
 ]
 
 

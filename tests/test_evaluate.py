@@ -75,7 +75,7 @@ def test_infer_in_batches_joins_the_batches_it_runs(norm):
     from tagger.evaluate import infer_in_batches
 
     torch.manual_seed(0)
-    model = Tagger(ModelConfig(input_size=12, widths=(10, 6, 4), groups=3, channels=3, row_length=6,
+    model = Tagger(ModelConfig(input_size=12, widths=(10, 6, 4), groups=3, channels=3,
                                likelihood="continuous", norm=norm)).eval()
     x = torch.rand(7, 12)  # (N, D): P = 4 pixels of 3 channels
     out = infer_in_batches(model, x, batch_size=3, iterations=2, generator=torch.Generator().manual_seed(5))

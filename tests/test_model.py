@@ -141,49 +141,6 @@ def test_binary_corruption_flips_at_the_right_rate():
     assert flipped.mean().item() == pytest.approx(0.2, abs=0.005)
 
 
-def test_pixel_noise_replaces_whole_pixels_at_the_right_rate():
-    config = ModelConfig(input_size=300 * 3, channels=3, widths=(8, 4), likelihood="continuous", pixel_noise=0.25)
-    model = Tagger(config)
-    x = torch.full((200, 900), 2.0)  # outside [0, 1), so every replaced value is told apart
-    draws = model.draw(200, 4, "cpu", generator=torch.Generator().manual_seed(0))
-    draws.corruption.zero_()  # the replacement alone
-    noisy = model.corrupt(x, draws).view(200, 300, 3)  # (B, P, C)
-    replaced = noisy != 2.0
-    assert (replaced.all(-1) == replaced.any(-1)).all()  # a pixel's channels go together
-    assert replaced[..., 0].float().mean().item() == pytest.approx(0.25, abs=0.01)
-    values = noisy[replaced]
-    assert values.min() >= 0.0 and values.max() < 1.0
-    # without it the draws are the ones the model always made (same numbers, nothing extra)
-    plain = Tagger(ModelConfig(input_size=900, channels=3, widths=(8, 4), likelihood="continuous"))
-    before = plain.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
-    after = model.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
-    assert before.pixels is None and torch.equal(before.corruption, after.corruption)
-    assert torch.equal(before.mask_logits, after.mask_logits)
-    assert model.draw(7, 4, "cpu", corrupt=False).pixels is None
-
-
-def test_row_dropout_erases_whole_rows_at_the_right_rate():
-    config = ModelConfig(input_size=48 * 32, row_length=32, widths=(8, 4), noise=0.0, row_dropout=0.25)
-    model = Tagger(config)
-    x = torch.ones(300, 48 * 32)
-    draws = model.draw(300, 4, "cpu", generator=torch.Generator().manual_seed(0))
-    rows = model.corrupt(x, draws).view(300, 48, 32)  # (B, rows, row_length); bit-flip 0: erasure alone
-    erased = rows == 0.0
-    assert (erased.all(-1) == erased.any(-1)).all()  # a row goes as a whole
-    assert erased[..., 0].float().mean().item() == pytest.approx(0.25, abs=0.01)
-    # without it the draws are the ones the model always made
-    plain = Tagger(ModelConfig(input_size=48 * 32, row_length=32, widths=(8, 4)))
-    before = plain.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
-    after = model.draw(7, 4, "cpu", generator=torch.Generator().manual_seed(3))
-    assert before.rows is None and torch.equal(before.corruption, after.corruption)
-    assert torch.equal(before.mask_logits, after.mask_logits)
-    assert model.draw(7, 4, "cpu", corrupt=False).rows is None
-    banded = Tagger(ModelConfig(input_size=48 * 32, row_length=32, row_band=4, widths=(8, 4), noise=0.0,
-                                row_dropout=0.25))
-    bands = banded.corrupt(x, banded.draw(300, 4, "cpu")).view(300, 12, 4 * 32)  # (B, bands, elements)
-    assert ((bands == 0).all(-1) == (bands == 0).any(-1)).all()  # four adjacent rows go together
-
-
 def test_gaussian_cost_matches_hand_computation():
     likelihood = GaussianLikelihood(0.2)
     v = positive(torch.tensor(1.0)).item()  # 1 + sqrt(2)
@@ -215,10 +172,9 @@ def test_positive_is_continuous_and_positive():
         ModelConfig(likelihood="continuous", v_init=0.0).validate()
 
 
-@pytest.mark.parametrize("mask_skip", [False, True])
-def test_gradients_reach_every_parameter(mask_skip):
+def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    model = Tagger(ModelConfig(**SMALL, mask_skip=mask_skip))
+    model = Tagger(ModelConfig(**SMALL))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(2):  # after one step the decoder is no longer all-zero
         optimizer.zero_grad()
@@ -240,24 +196,3 @@ def test_flops_per_example_counts_the_forward_matmuls():
     with FlopCounterMode(display=False) as counter:  # and it is what the forward pass does
         model.infer(torch.rand(8, 4), iterations=5, groups=2)
     assert counter.get_total_flops() / 8 == 1680.0
-
-
-def test_mask_skip_starts_as_the_reference_and_then_sharpens_masks_by_evidence():
-    """With its two scalars at 0 the skip changes nothing (same weights, same draws, same
-    masks); with a = 1, b = 0 the masks of every later iteration follow L(m) more closely."""
-    config = dict(SMALL, likelihood="continuous")
-    torch.manual_seed(0)
-    plain = perturbed(Tagger(ModelConfig(**config)))
-    skipped = Tagger(ModelConfig(**config, mask_skip=True))
-    skipped.load_state_dict({**plain.state_dict(), "skip": torch.zeros(2)})
-    x = torch.rand(5, 16)
-    run = lambda model: model.infer(x, iterations=3, generator=torch.Generator().manual_seed(0))  # noqa: E731
-    reference = run(plain).masks
-    assert torch.equal(reference, run(skipped).masks)
-    with torch.no_grad():
-        skipped.skip[0] = 1.0
-    sharp = run(skipped).masks
-    assert torch.allclose(sharp.sum(dim=2), torch.ones(()))
-    assert not torch.allclose(sharp[1:], reference[1:])
-    entropy = lambda m: -(m * m.clamp_min(1e-12).log()).sum(dim=2).mean()  # noqa: E731
-    assert entropy(sharp[-1]) < entropy(reference[-1])

@@ -117,9 +117,7 @@ def test_bad_channel_settings_are_refused(bad, message):
         colour_model(**bad)
 
 
-def test_log_v_starts_where_asked_and_moves_by_a_factor():
-    model = colour_model(v_param="log", v_init=0.3)
+def test_fixed_v_starts_where_asked_and_is_not_trained():
+    model = colour_model(v_param="fixed", v_init=0.3)
     assert float(model.likelihood.v.detach()) == pytest.approx(0.3)
-    with torch.no_grad():
-        model.likelihood.v_raw -= 1.0
-    assert float(model.likelihood.v.detach()) == pytest.approx(0.3 / math.e)
+    assert not model.likelihood.v_raw.requires_grad

@@ -140,20 +140,6 @@ def release_file(tmp_path_factory):
     return path, arrays, images, examples
 
 
-def test_one_colour_recolours_a_fraction_of_scenes(tmp_path, monkeypatch):
-    monkeypatch.setattr(module, "SPLIT_SIZES", {"train": 400, "valid": 10, "test": 12})
-    split = tetrominoes("train", data_dir=tmp_path)
-    mixed = module.one_colour(split, 0.5, seed=3)
-    same = (mixed.colors == mixed.colors[:, :1]).all(axis=1)  # (N,)
-    naturally = (split.colors == split.colors[:, :1]).all(axis=1)
-    assert 0.4 < same.mean() < 0.65 and same[naturally].all()
-    assert np.array_equal(mixed.colors[:, 0], split.colors[:, 0]) and np.array_equal(mixed.objects, split.objects)
-    assert np.array_equal(mixed.features, render(mixed.objects, mixed.colors))  # the pieces' pixels, recoloured
-    assert np.array_equal(module.one_colour(split, 0.5, seed=3).features, mixed.features)  # by the seed
-    assert (module.one_colour(split, 1.0, seed=0).colors == split.colors[:, :1]).all()
-    assert np.array_equal(module.one_colour(split, 0.0, seed=0).features, split.features)
-
-
 def test_crc32c_known_value():
     assert tfrecord._crc32c_python(b"123456789") == 0xE3069283
     assert tfrecord.crc32c(b"123456789") == 0xE3069283

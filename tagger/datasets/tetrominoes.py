@@ -27,7 +27,6 @@ colours, shapes, positions); features are rendered from it on load (well under a
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -136,20 +135,6 @@ def render(objects: np.ndarray, colors: np.ndarray) -> np.ndarray:
     per_scene = np.concatenate([np.zeros((len(colors), 1), np.uint8), colors.astype(np.uint8) + 1], axis=1)
     pixel_colors = per_scene[np.arange(len(objects))[:, None], objects]  # (N, H*W) index into palette
     return np.divide(palette[pixel_colors], 255, dtype=np.float32).reshape(len(objects), -1)
-
-
-def one_colour(split: Split, fraction: float, seed: int) -> Split:
-    """``split`` with a ``fraction`` of its scenes (drawn by ``seed``) recoloured so that all three
-    pieces take the first piece's colour: scenes where only shape and place tell the pieces apart.
-    Recolours pixels through ``objects``, so it applies to pixel-permuted splits as well."""
-    chosen = np.flatnonzero(np.random.Generator(np.random.PCG64(seed)).random(len(split)) < fraction)
-    colors = split.colors.copy()
-    colors[chosen] = colors[chosen, :1]
-    palette = np.concatenate([np.zeros((len(chosen), 1, 3)), COLORS[colors[chosen]] / 255], axis=1)  # (n, 4, 3)
-    features = split.features.copy().reshape(len(split), -1, 3)  # (N, H*W, 3)
-    features[chosen] = np.take_along_axis(palette, split.objects[chosen, :, None].astype(np.int64), axis=1)
-    return dataclasses.replace(split, name=f"{split.name}, {len(chosen)} scenes in one colour",
-                               features=features.reshape(len(split), -1), colors=colors)
 
 
 def _split(name: str, arrays: dict[str, np.ndarray], features: np.ndarray | None = None) -> Split:

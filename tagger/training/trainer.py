@@ -38,10 +38,6 @@ def load_splits(config: Config, data_dir=None):
     train = config.train
     train_split = datasets.load(train.dataset, "train", data_dir, **train.data_kwargs())
     valid_split = datasets.load(train.dataset, "valid", data_dir, **train.data_kwargs())
-    if train.same_colour:
-        from ..datasets.tetrominoes import one_colour
-
-        train_split = one_colour(train_split, train.same_colour, train.seed)
     if train_split.input_size != config.model.input_size:
         raise ConfigError(f"the model's input_size {config.model.input_size} does not match the data "
                           f"({train_split.input_size} elements per example)")
