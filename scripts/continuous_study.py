@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+import tagger
+from tagger.checkpoint import read_checkpoint
 from tagger.presets import preset
-from tagger.training.device import apply_process_settings
-from tagger.training.trainer import Trainer
 
 
 def _variant(norm: str, v_param: str, v_init, lr: float, batch: int) -> dict:
@@ -56,14 +56,12 @@ def run_variant(args, name: str) -> dict:
     config = configure(args, overrides)
     run_dir = args.out / (name if name in VARIANTS else f"custom{abs(hash(name)) % 10**6}")
     started = time.time()
-    device = torch.device("cpu")
-    apply_process_settings(config.train, device)
-    trainer = Trainer(config, run_dir, device, data_dir=args.data_dir, progress=False)
-    trainer.run()
-    history = trainer.state.history
+    tagger.train(config, run_dir=run_dir, data_dir=args.data_dir, progress=False, quiet=True)
+    state = read_checkpoint(run_dir)[1]
+    history = state["history"]
     last_t = config.train.eval_iterations
     key = f"valid_ari_{last_t}"
-    return {"variant": name, "overrides": json.dumps(overrides), "steps": trainer.state.step,
+    return {"variant": name, "overrides": json.dumps(overrides), "steps": state["step"],
             "minutes": round((time.time() - started) / 60, 2),
             "last_ari": history[-1][key] if history else float("nan"),
             "best_ari": max(row[key] for row in history) if history else float("nan"),

@@ -16,7 +16,7 @@ from .model import Tagger, TaggerOutput
 from .pretrained import load_pretrained, pretrained_names
 
 __version__ = "0.1.0"
-__all__ = ["Config", "ModelConfig", "TrainConfig", "preset", "Tagger", "TaggerOutput", "load",
+__all__ = ["Config", "ModelConfig", "TrainConfig", "preset", "Tagger", "TaggerOutput", "train", "load",
            "load_pretrained", "pretrained_names",
            "UserError", "ConfigError", "DataError", "CheckpointError", "TrainingError"]
 
@@ -26,3 +26,10 @@ def load(path, device="cpu") -> Tagger:
     from .checkpoint import load_model
 
     return load_model(path, device=device)
+
+
+def train(config, train=None, valid=None, run_dir=None, device="cpu", **options) -> Tagger:
+    """Train a :class:`Tagger` and return it; see :func:`tagger.training.run.train` for every option."""
+    from .training.run import train as train_model
+
+    return train_model(config, train, valid, run_dir, device, **options)

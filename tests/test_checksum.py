@@ -28,7 +28,7 @@ RECORDED = {
 def train_and_hash(run_dir, data_dir=None) -> str:
     """Two epochs of 20 steps of the ``quick`` Shapes model (batch 20, seed 10, fp32, constant
     rate), one thread."""
-    from tagger.training import Trainer, apply_process_settings
+    import tagger
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -38,11 +38,9 @@ def train_and_hash(run_dir, data_dir=None) -> str:
         config.train.train_examples, config.train.valid_examples = 400, 100
         # the recipe the checksums were recorded with, whatever the preset later becomes
         config.train.precision, config.train.lr_decay_from = "fp32", 1.0
-        apply_process_settings(config.train, torch.device("cpu"))
-        trainer = Trainer(config, run_dir, device="cpu", data_dir=data_dir, progress=False)
-        trainer.run()
+        model = tagger.train(config, run_dir=run_dir, data_dir=data_dir, progress=False, quiet=True)
         digest = hashlib.sha256()
-        for name, value in sorted(trainer.model.state_dict().items()):
+        for name, value in sorted(model.state_dict().items()):
             digest.update(name.encode())
             digest.update(value.detach().contiguous().numpy().tobytes())
         return digest.hexdigest()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tagger import ModelConfig, Tagger, datasets
-from tagger.checkpoint import CheckpointError, save_checkpoint
+from tagger.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from tagger.classify import class_cost, class_error, class_probabilities, class_targets, labeled_subset
 from tagger.config import Config, ConfigError, TrainConfig
 from tagger.presets import preset
@@ -112,6 +112,7 @@ def _class_patterns(count, seed):
 
 @pytest.mark.slow
 def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
+    import tagger
     from tagger.training import Trainer, apply_process_settings
 
     splits = {"train": _class_patterns(400, 0), "valid": _class_patterns(100, 1), "test": _class_patterns(100, 2)}
@@ -122,15 +123,20 @@ def test_semi_supervised_run_learns_classes_and_resumes(tmp_path, monkeypatch):
                         eval_iterations=2, valid_examples=100, class_cost=1.0, labeled=100)
     config = Config(preset="custom", model=model, train=train)
     apply_process_settings(config.train, torch.device("cpu"))
-    trainer = Trainer(config, tmp_path / "run", device="cpu", progress=False)
-    first = trainer.validate()["class_error"][-1]
-    last = trainer.run()
+    untrained = Trainer(config, tmp_path / "untrained", splits["train"], splits["valid"], progress=False)
+    first = untrained.validate()["class_error"][-1]
+    tagger.train(config, splits["train"], splits["valid"], tmp_path / "run", progress=False, quiet=True)
+    last = read_checkpoint(tmp_path / "run")[1]["history"][-1]
     assert first > 60 and last["valid_class_error_2"] < 30  # chance is 90 %
-    # resume: the labelled stream continues where the checkpoint left it
-    apply_process_settings(config.train, torch.device("cpu"))
-    resumed = Trainer(config, tmp_path / "run", device="cpu", progress=False)
+    # resume: the labelled stream continues where the checkpoint left it, as it would have gone on
+    config.train.epochs = 7
+    going_on = Trainer(config, tmp_path / "untrained", splits["train"], splits["valid"], progress=False)
+    for _ in range(config.train.epochs - 1):  # the stream of six epochs of 20 steps
+        for _ in range(400 // 20):
+            going_on.labeled.next()
+    resumed = Trainer(config, tmp_path / "run", splits["train"], splits["valid"], progress=False)
     resumed.restore()
-    expected = trainer.labeled.next()
+    expected = going_on.labeled.next()
     got = resumed.labeled.next()
     assert torch.equal(expected[1], got[1]) and torch.equal(expected[0], got[0])
     # the CLI reports the class error and captions the figure with classes

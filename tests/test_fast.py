@@ -156,7 +156,7 @@ def test_graph_mode_resumes_like_an_uninterrupted_run(mode, data_dir, tmp_path):
     go (Adam's state is restored in place into the captured addresses)."""
     from tagger import preset
     from tagger.checkpoint import read_checkpoint
-    from tagger.training import Trainer, apply_process_settings
+    import tagger
 
     device = torch.device("cuda")
 
@@ -165,8 +165,7 @@ def test_graph_mode_resumes_like_an_uninterrupted_run(mode, data_dir, tmp_path):
         config.model.widths = (64, 32, 32)
         config.train.epochs, config.train.batch_size = epochs, 50
         config.train.train_examples, config.train.valid_examples = 500, 100
-        apply_process_settings(config.train, device)
-        Trainer(config, run_dir, device, progress=False, compile=mode).run(resume=resume)
+        tagger.train(config, run_dir=run_dir, device=device, resume=resume, compile=mode, progress=False, quiet=True)
         return read_checkpoint(run_dir)
 
     _, state_a, weights_a, tensors_a = run(tmp_path / "straight", 2)

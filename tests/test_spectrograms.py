@@ -158,12 +158,12 @@ def test_short_training_on_active_bins_learns_to_group(monkeypatch, fg_ari_befor
 def test_probe_refuses_a_run_that_is_not_shapes(tiny_splits, capsys):
     """The probe's grid varies the shapes per image: on a spectrogram run it says so in one line."""
     from tagger.cli import main
-    from tagger.training import Trainer
+    import tagger
 
     config = preset("quick", "spectrograms")
     config.model.widths = (8, 8, 8)
     config.train.epochs, config.train.batch_size, config.train.valid_examples = 1, 8, 8
-    Trainer(config, tiny_splits / "run", device="cpu", data_dir=tiny_splits, progress=False).run()
+    tagger.train(config, run_dir=tiny_splits / "run", data_dir=tiny_splits, progress=False, quiet=True)
     assert main(["probe", str(tiny_splits / "run"), "--data-dir", str(tiny_splits)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs a Shapes run" in err[0] and "spectrograms" in err[0], err

@@ -2,7 +2,7 @@
 import pytest
 
 from tagger import preset
-from tagger.training import Trainer
+import tagger
 
 
 @pytest.mark.parametrize("interval, epochs", [(0.0, [1, 2]), (3600.0, [1])])
@@ -16,7 +16,7 @@ def test_training_logs_the_grouping_figure_at_most_every_interval(data_dir, tmp_
     config.model.widths = (24, 12, 12)
     config.train.epochs, config.train.train_examples, config.train.valid_examples = 2, 100, 50
     config.train.batch_size, config.train.eval_batch_size, config.train.eval_iterations = 50, 50, 2
-    Trainer(config, tmp_path, device="cpu", progress=False).run()
+    tagger.train(config, run_dir=tmp_path, progress=False, quiet=True)
     events = event_accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
     events.Reload()
     assert "groupings/valid" in events.Tags()["images"]

@@ -57,4 +57,4 @@ def resume_config(args: argparse.Namespace) -> Config:
     for name in RESUMABLE:
         if name in allowed:
             setattr(config.train, name, allowed[name])
-    return config.validate()
+    return config

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import datasets
-from ..checkpoint import find_checkpoint, read_checkpoint
+from ..checkpoint import read_checkpoint
 from ..config import Config, TrainConfig
 from ..presets import preset
 from ..errors import ConfigError
@@ -30,14 +30,14 @@ class TrainJob:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset named by ``--preset`` with every given override applied; validated."""
+    """The preset named by ``--preset`` with every given override applied (:func:`tagger.train` validates it)."""
     dataset, name = args.dataset or "shapes", args.preset or "quick"
     if args.digits is not None and dataset != "texture-mnist":
         raise ConfigError(f"--digits applies to texture-mnist only, not {dataset}")
     config = preset(name, dataset, 2 if args.digits is None else args.digits)
     apply_flags(config.model, args, "model.")
     apply_flags(config.train, args, "train.")
-    return config.validate()
+    return config
 
 
 def job_from_args(args: argparse.Namespace) -> TrainJob:
@@ -55,48 +55,12 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{train.dataset}{digits}-{config.preset}"
 
 
-def train(job: TrainJob) -> dict:
-    """Run a :class:`TrainJob` (under ``torchrun``: this process's part); returns the last
-    validation row on the main process, ``{}`` elsewhere or before the first epoch ends."""
-    from ..training import distributed
-    from ..training.device import apply_process_settings, machine_name, resolve_device
-    from ..training.labeled import init_source
-    from ..training.trainer import Trainer
+def train(job: TrainJob):
+    """Run a :class:`TrainJob` through :func:`tagger.train`; returns the trained model."""
+    from ..training.run import train as train_model
 
-    if not job.resume:
-        if job.config.train.init_from:
-            find_checkpoint(init_source(job.config.train.init_from))  # fail before loading any data
-        check_new_run_dir(job.run_dir)  # a run is resumed or refused, never overwritten
-    ranks, device_name = distributed.setup(job.device)
-    try:
-        device = resolve_device(device_name)
-        apply_process_settings(job.config.train, device)
-        trainer = Trainer(job.config, job.run_dir, device, data_dir=job.data_dir, progress=job.progress,
-                          compile=job.compile, ranks=ranks)
-        if ranks.main:
-            step = trainer.step
-            print(f"training {job.config.preset} ({job.config.train.dataset}, {job.config.model.norm} norm) on "
-                  f"{device} x {ranks.world} ({machine_name(device)}), {step.precision}, compile {step.mode} "
-                  f"-> {job.run_dir}")
-        last = trainer.run(resume=job.resume)
-        ranks.barrier()  # every rank is done before any leaves the group (a rank leaving early could abort another)
-    finally:
-        distributed.teardown()
-    if ranks.main:
-        _report(job, last, trainer.state.epoch)
-    return last if ranks.main else {}
-
-
-def _report(job: TrainJob, last: dict, epoch: int) -> None:
-    """"done" only for a run that trained all its epochs; a time limit says where it stopped."""
-    epochs = job.config.train.epochs
-    if epoch < epochs:
-        print(f"stopped at epoch {epoch} of {epochs} (time limit); checkpoint in {job.run_dir}; "
-              f"--resume {job.run_dir} continues")
-        return
-    last_t = job.config.train.eval_iterations
-    print(f"done: epoch {last['epoch']} of {epochs}, valid AMI / FG-ARI (last iteration) "
-          f"{last[f'valid_ami_{last_t}']:.3f} / {last[f'valid_ari_{last_t}']:.3f}; checkpoint in {job.run_dir}")
+    return train_model(job.config, run_dir=job.run_dir, device=job.device, resume=job.resume, compile=job.compile,
+                       data_dir=job.data_dir, progress=job.progress)
 
 
 def run_train(args: argparse.Namespace) -> int:

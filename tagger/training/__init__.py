@@ -5,6 +5,7 @@ device and process settings (:mod:`.device`). Depends on the top level of :mod:`
 the reverse."""
 from .device import apply_process_settings, resolve_device
 from .runlog import RunLog
+from .run import train
 from .trainer import Trainer
 
-__all__ = ["Trainer", "RunLog", "apply_process_settings", "resolve_device"]
+__all__ = ["train", "Trainer", "RunLog", "apply_process_settings", "resolve_device"]

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from .. import datasets
 from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
 from ..config import Config
+from ..datasets import Split
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..evaluate import evaluate
 from ..files import write_text_atomically
@@ -34,47 +35,47 @@ FIGURE_SECONDS = 30.0  # TensorBoard's grouping figure at most this often (it co
 
 
 def load_splits(config: Config, data_dir=None):
-    """The training and validation :class:`~tagger.datasets.common.Split` s, checked against the model."""
+    """The training and validation :class:`~tagger.datasets.common.Split` s of the config's dataset."""
     train = config.train
     train_split = datasets.load(train.dataset, "train", data_dir, **train.data_kwargs())
     valid_split = datasets.load(train.dataset, "valid", data_dir, **train.data_kwargs())
-    if train_split.input_size != config.model.input_size:
-        raise ConfigError(f"the model's input_size {config.model.input_size} does not match the data "
-                          f"({train_split.input_size} elements per example)")
     return train_split, valid_split
 
 
 class Trainer:
     """Owns model, step strategy, data, data-order RNG, training state and the run directory.
 
-    The process-wide settings (seed, deterministic algorithms, TF32) are the caller's:
-    :func:`tagger.training.device.apply_process_settings` before constructing it.
+    Built by :func:`tagger.train` (:mod:`tagger.training.run`), which validates the config and
+    applies the process-wide settings (seed, deterministic algorithms, TF32) first.
 
     Args:
         compile: the step strategy (:data:`tagger.training.steps.MODES`; ``off`` = eager).
         ranks: this process's place under ``torchrun`` (default: not distributed).
     """
 
-    def __init__(self, config: Config, run_dir: Path, device: torch.device | str = "cpu", data_dir=None,
+    def __init__(self, config: Config, run_dir: Path, train: Split, valid: Split, device: torch.device | str = "cpu",
                  progress: bool = True, compile: str = "off", ranks: Ranks = Ranks()):
-        self.config = config.validate()
+        self.config = config
         self.run_dir = Path(run_dir)
         self.ranks = ranks
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.progress = progress and ranks.main
         self.model = Tagger(config.model).to(self.device)
         self.order = torch.Generator().manual_seed(config.train.seed + 1)  # data order (CPU)
-        self.load_data(data_dir)
+        self.load_data(train, valid)
         self.state = TrainState()
         self.saved_at = (-1, time.time())  # (step, wall time) of the last checkpoint
         self.figure_at = 0.0  # wall time of the last TensorBoard grouping figure
         self.epoch_order_state = self.order.get_state()
         self.step = make_step(compile, self.model, config, self.device, ranks, self.labeled)
 
-    def load_data(self, data_dir) -> None:
+    def load_data(self, train_split: Split, valid_split: Split) -> None:
         """The training inputs, validation inputs, objects (and labels) on the device, once."""
         train = self.config.train
-        train_split, valid_split = load_splits(self.config, data_dir)
+        for split in (train_split, valid_split):
+            if split.input_size != self.config.model.input_size:
+                raise ConfigError(f"the model's input_size {self.config.model.input_size} does not match the data "
+                                  f"({split.name}: {split.input_size} elements per example)")
         if train.train_examples > len(train_split):
             raise ConfigError(f"--train-examples {train.train_examples} exceeds the training split's "
                               f"{len(train_split)} examples")
