@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from .classify import class_error, class_probabilities
 from .metrics import ami, ari
+from .overlap import mbo, miou
 from .model import TaggerOutput
 
 
@@ -52,7 +53,8 @@ def infer_in_batches(model, features: torch.Tensor, batch_size: int = 100, last_
 def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: int = 5,
              groups: int | None = None, batch_size: int = 100, seed: int = 0,
              progress: bool = False, labels: torch.Tensor | None = None,
-             subsets: dict[str, np.ndarray] | None = None, assign: str = "masks") -> dict:
+             subsets: dict[str, np.ndarray] | None = None, assign: str = "masks",
+             overlap: bool = False) -> dict:
     """Denoising cost and AMI after each iteration, averaged over examples.
 
     The denoising cost runs the loop on the corrupted input (the training objective, as the
@@ -74,10 +76,16 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         assign: what is scored: ``"masks"`` (the network's masks m, as the reference) or
             ``"posterior"`` (m reweighted by each group's likelihood of the pixel,
             :meth:`tagger.Tagger.posterior`).
+        overlap: also the mask-overlap scores ``mbo`` and ``miou`` (:mod:`tagger.overlap`) per
+            iteration; off by default so the training loop's validation costs no more
+            (``tagger eval`` turns it on).
 
     Returns:
-        ``{"iterations", "denoising_cost", "ami", "ami_std", "ari", "examples", "groups"}`` (+ ``class_error``);
-        ``ari`` is the field's FG-ARI (elements with id 0 are not scored).
+        ``{"iterations", "denoising_cost", "ami", "ami_std", "ari", "examples", "groups"}`` (+ ``class_error``,
+        + ``mbo``, ``miou``, ``overlap_examples`` with ``overlap``); ``ari`` is the field's FG-ARI (elements with
+        id 0 are not scored). ``mbo`` / ``miou`` are means over the ``overlap_examples`` examples that have an
+        object (id > 0); the others have no score (NaN per example) and are skipped, where FG-ARI counts
+        such an example as 1.
     """
     was_training = model.training
     model.eval()
@@ -87,7 +95,7 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
     for start in tqdm(starts, desc="eval", leave=False, disable=not progress):
         chosen = slice(start, start + batch_size)
         batches.append(_score_batch(model, features[chosen], objects[chosen], iterations, groups, generator,
-                                    assign, None if labels is None else labels[chosen]))
+                                    assign, None if labels is None else labels[chosen], overlap))
     model.train(was_training)
     total = features.shape[0]
     joined = lambda key: torch.cat([batch[key] for batch in batches], dim=1)  # noqa: E731  (T, N)
@@ -106,14 +114,18 @@ def evaluate(model, features: torch.Tensor, objects: torch.Tensor, iterations: i
         result["ari_subsets"] = {name: {"examples": int(np.sum(chosen)),
                                         "ari": per_example_ari[:, torch.as_tensor(chosen)].mean(dim=1).tolist()}
                                  for name, chosen in subsets.items()}
+    if overlap:  # NaN for an example with no object: skipped, as OCLF skips it
+        result["mbo"], result["miou"] = (joined(key).nanmean(dim=1).tolist() for key in ("mbo", "miou"))
+        result["overlap_examples"] = int((torch.as_tensor(objects) > 0).any(dim=1).sum())  # scored
     if labels is not None:
         result["class_error"] = (100.0 * joined("error").double().mean(dim=1)).tolist()
     return result
 
 
-def _score_batch(model, x, objects, iterations, groups, generator, assign, labels) -> dict[str, torch.Tensor]:
+def _score_batch(model, x, objects, iterations, groups, generator, assign, labels,
+                 overlap=False) -> dict[str, torch.Tensor]:
     """One evaluation batch: the summed denoising cost per iteration on the corrupted input, then
-    AMI, FG-ARI (and class error) per iteration and example on the clean input, in that order
+    AMI, FG-ARI (mBO, mIoU, class error) per iteration and example on the clean input, in that order
     (both draw from ``generator``)."""
     noisy = model(x, iterations=iterations, groups=groups, corrupt=True, generator=generator)
     clean = model.infer(x, iterations=iterations, groups=groups, generator=generator)
@@ -121,6 +133,9 @@ def _score_batch(model, x, objects, iterations, groups, generator, assign, label
     scores = {"cost": noisy.costs.sum(dim=1).double().cpu(),  # (T,)
               "ami": torch.stack([ami(objects, masks).cpu() for masks in scored]),  # (T, B)
               "ari": torch.stack([ari(objects, masks).cpu() for masks in scored])}  # (T, B)
+    if overlap:  # (T, B) each, NaN where an example has no object
+        scores["mbo"] = torch.stack([mbo(objects, masks).cpu() for masks in scored])
+        scores["miou"] = torch.stack([miou(objects, masks).cpu() for masks in scored])
     if labels is not None:
         labels = labels.to(x.device)
         scores["error"] = torch.stack([class_error(class_probabilities(top), labels).cpu() for top in clean.top])
@@ -129,7 +144,8 @@ def _score_batch(model, x, objects, iterations, groups, generator, assign, label
 
 def median_over_runs(results: list[dict]) -> dict:
     """The paper's Table 1 statistic: per iteration, the median over runs (seeds) of each
-    run's mean AMI, denoising cost and (if present) class error, with the min and max.
+    run's mean AMI, denoising cost and (if every run has them) FG-ARI, mBO, mIoU and class error,
+    with the min and max.
 
     Args:
         results: :func:`evaluate` outputs with the same iterations.
@@ -140,7 +156,7 @@ def median_over_runs(results: list[dict]) -> dict:
     if any(r["iterations"] != iterations for r in results):
         raise ValueError("runs were evaluated with different iterations")
     summary = {"iterations": iterations, "runs": len(results)}
-    for key in ("ami", "ari", "denoising_cost", "class_error"):
+    for key in ("ami", "ari", "mbo", "miou", "denoising_cost", "class_error"):
         if all(key in r for r in results):
             values = np.array([r[key] for r in results], dtype=np.float64)  # (runs, T)
             summary[key] = np.median(values, axis=0).tolist()
@@ -159,6 +175,9 @@ def format_table(result: dict, title: str = "") -> str:
         rows.append("| FG-ARI | " + " | ".join(f"{v:.3f}" for v in result["ari"]) + " |")
     for name, subset in result.get("ari_subsets", {}).items():
         rows.append(f"| FG-ARI, {name} ({subset['examples']}) | " + " | ".join(f"{v:.3f}" for v in subset["ari"]) + " |")
+    for key, name in (("mbo", "mBO"), ("miou", "mIoU")):
+        if key in result:
+            rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in result[key]) + " |")
     if "class_error" in result:
         rows.append("| Class error % | " + " | ".join(f"{v:.1f}" for v in result["class_error"]) + " |")
     return "\n".join(([title] if title else []) + rows)

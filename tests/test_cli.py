@@ -44,7 +44,10 @@ def test_eval_and_show(tiny_run, capsys):
     assert main(["eval", str(tiny_run), "--examples", "100", "--iterations", "3", "--groups", "3"]) == 0
     result = json.loads((tiny_run / "eval_test_n100.json").read_text())
     assert len(result["ami"]) == 3 and result["examples"] == 100 and result["groups"] == 3
-    assert "| AMI |" in capsys.readouterr().out
+    assert len(result["mbo"]) == len(result["miou"]) == 3 and result["overlap_examples"] == 100
+    assert all(0 <= v <= 1 for v in result["mbo"] + result["miou"])
+    out = capsys.readouterr().out
+    assert "| AMI |" in out and "| FG-ARI |" in out and "| mBO |" in out and "| mIoU |" in out
     assert main(["show", str(tiny_run), "--examples", "2", "--iterations", "2"]) == 0
     png = tiny_run / "groupings_test.png"
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -55,6 +55,30 @@ def test_per_iteration_means_over_uneven_batches():
     assert result["ami_std"] == pytest.approx([0.0, (1 / 3) ** 0.5], abs=1e-6)
     assert result["iterations"] == [1, 2] and result["examples"] == 4 and result["groups"] == 2
     assert "class_error" not in result
+    assert not {"mbo", "miou", "overlap_examples"} & result.keys()  # opt-in: training's validation unchanged
+
+
+def test_mbo_and_miou_per_iteration_skip_examples_without_objects():
+    from tagger.evaluate import format_table
+
+    objects = OBJECTS.clone()
+    objects[3] = 0  # example 3 has no object: no mBO / mIoU (NaN), FG-ARI 1
+    result = evaluate(FakeModel(), torch.arange(4.0)[:, None].expand(4, 4).contiguous(), objects,
+                      iterations=2, batch_size=3, overlap=True)
+    # iteration 1: all perfect. Iteration 2: examples 0, 1 perfect; example 2 merged, both objects
+    # IoU 2/4 with group 0 and 0 with the empty group 1: mBO (0.5 + 0.5) / 2, mIoU (0.5 + 0) / 2
+    assert result["mbo"] == pytest.approx([1.0, (1 + 1 + 0.5) / 3], abs=1e-12)
+    assert result["miou"] == pytest.approx([1.0, (1 + 1 + 0.25) / 3], abs=1e-12)
+    assert result["overlap_examples"] == 3
+    assert result["ari"] == pytest.approx([1.0, (1 + 1 + 0 + 1) / 4], abs=1e-12)  # unchanged, example 3 counts 1
+    assert result["ami"] == pytest.approx([1.0, 0.75], abs=1e-6)
+    table = format_table(result).splitlines()
+    assert table[2].startswith("| Denoising cost |") and table[3].startswith("| AMI |")
+    assert table[4].startswith("| FG-ARI |")
+    assert table[5] == "| mBO | 1.000 | 0.833 |" and table[6] == "| mIoU | 1.000 | 0.750 |"
+    nothing = evaluate(FakeModel(), torch.arange(2.0)[:, None].expand(2, 4).contiguous(),
+                       torch.zeros(2, 4, dtype=torch.long), iterations=1, overlap=True)
+    assert nothing["overlap_examples"] == 0 and all(v != v for v in nothing["mbo"] + nothing["miou"])  # NaN
 
 
 def test_fg_ari_per_iteration_and_over_named_subsets():
