@@ -70,14 +70,16 @@ def check_objects(objects, expected: tuple[int, int, int], where: str) -> np.nda
 
 
 def compact_ids(objects: np.ndarray, where: str) -> np.ndarray:
-    """uint8 ``(N, H, W)`` ids; where some id exceeds 255, each image's ids are renumbered 1..k
-    in increasing order (0 stays background). AMI and ARI do not change under renumbering."""
+    """uint8 ``(N, H, W)`` ids; the images holding an id over 255 get their ids renumbered 1..k
+    in increasing order (0 stays background), the others keep theirs. AMI and ARI do not change
+    under renumbering."""
     if objects.dtype == np.uint8:
         return objects
     if not objects.size or int(objects.max()) <= 255:
         return objects.astype(np.uint8)
-    compact = np.zeros(objects.shape, dtype=np.uint8)  # (N, H, W)
-    for index, image in enumerate(objects):
+    compact = np.minimum(objects, 255).astype(np.uint8)  # (N, H, W), fixed below where clipped
+    for index in np.flatnonzero(objects.reshape(len(objects), -1).max(axis=1) > 255):
+        image = objects[index]
         ids, inverse = np.unique(image, return_inverse=True)
         if ids[0] != 0:  # no background pixel: ids start at 1
             inverse = inverse + 1
