@@ -89,7 +89,8 @@ def test_png_folder_with_masks_and_mixed_modes(tmp_path):
     split = from_path(tmp_path / "pics", data_dir=tmp_path / "cache", progress=False)
     assert split.name == "pics" and split.image_shape == (5, 6, 3) and len(split) == 3
     np.testing.assert_array_equal(split.features[0], colour[0].reshape(-1) / np.float32(255))
-    np.testing.assert_array_equal(split.features[1].reshape(5, 6, 3), np.repeat(grey[..., None], 3, -1) / np.float32(255))
+    grey_as_rgb = np.repeat(grey[..., None], 3, -1) / np.float32(255)  # (H, W, 3)
+    np.testing.assert_array_equal(split.features[1].reshape(5, 6, 3), grey_as_rgb)
     np.testing.assert_array_equal(split.objects, masks.reshape(3, -1))
 
 

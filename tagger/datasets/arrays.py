@@ -59,7 +59,8 @@ def check_objects(objects, expected: tuple[int, int, int], where: str) -> np.nda
     if objects.ndim == 4 and objects.shape[-1] == 1:
         objects = objects[..., 0]  # (N, H, W)
     if objects.shape != tuple(expected):
-        raise DataError(f"{where}: objects of shape {objects.shape} do not match the images' (N, H, W) = {tuple(expected)}")
+        raise DataError(f"{where}: objects of shape {objects.shape} do not match "
+                        f"the images' (N, H, W) = {tuple(expected)}")
     if objects.dtype == np.bool_:
         return objects.astype(np.uint8)
     if not np.issubdtype(objects.dtype, np.integer):
@@ -95,7 +96,8 @@ def check_labels(labels, count: int, where: str) -> np.ndarray:
     if labels.ndim == 1:
         labels = labels[:, None]  # (N, 1)
     if labels.ndim != 2 or labels.shape[0] != count:
-        raise DataError(f"{where}: labels of shape {labels.shape} do not match {count} images; give (N,) or (N, n_labels)")
+        raise DataError(f"{where}: labels of shape {labels.shape} do not match {count} images; "
+                        "give (N,) or (N, n_labels)")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
         raise DataError(f"{where}: labels must be integers, got dtype {labels.dtype}")
     return labels.astype(np.int64)

@@ -62,7 +62,8 @@ def read_npy(path: Path) -> dict:
         return {"images": np.load(path, allow_pickle=False)}
     except ValueError as error:
         if "pickle" in str(error):
-            raise DataError(f"{path}: holds pickled objects, which are never loaded; save a plain array") from None
+            raise DataError(f"{path}: pickled data or not an .npy file; "
+                            "pickles are never loaded, save a plain array") from None
         raise DataError(f"{path}: damaged or not an .npy file ({_one_line(error)})") from None
     except (OSError, EOFError) as error:
         raise DataError(f"{path}: damaged or not an .npy file ({_one_line(error)})") from None
@@ -214,7 +215,7 @@ def _tf_example(example: dict, name: str, index: int, where: str) -> tuple[np.nd
         image = np.frombuffer(b"".join(example["image"]), dtype=np.uint8)
         mask = np.frombuffer(b"".join(example["mask"]), dtype=np.uint8)
     except (KeyError, TypeError):
-        raise DataError(f"{where}: example {index} lacks bytes 'image' and 'mask'; not a {name} file") from None
+        raise DataError(f"{where}: example {index} lacks bytes 'image' and 'mask'; not in the {name} layout") from None
     if image.size not in (pixels, pixels * 3) or mask.size % pixels or not mask.size:
         raise DataError(f"{where}: example {index} has a {image.size}-byte image and {mask.size}-byte mask; "
                         f"not {name} ({height}x{width}); check format=")
