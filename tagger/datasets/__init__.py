@@ -1,4 +1,5 @@
-"""Datasets: Shapes (binary), TextureMNIST and Tetrominoes (continuous), generated and cached locally; plain MNIST."""
+"""Datasets: Shapes (binary), TextureMNIST and Tetrominoes (continuous), generated and cached locally; plain MNIST;
+the user's own images (:mod:`.user`: arrays, .npz/.npy, image folders, HDF5, multi-object TFRecords)."""
 import dataclasses
 
 import numpy as np
@@ -11,9 +12,11 @@ from .sound import spectrograms
 from .rasters import spikes
 from .tetrominoes import tetrominoes, tetrominoes_from_tfrecords
 from .texture_mnist import texture_mnist
+from .user import file_digest, from_arrays, from_path, has_ground_truth, split_validation, to_npz
 
 __all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "tetrominoes", "tetrominoes_from_tfrecords",
-           "spectrograms", "spikes", "mnist", "load", "pixel_order", "unpermute"]
+           "spectrograms", "spikes", "mnist", "load", "pixel_order", "unpermute",
+           "from_arrays", "from_path", "file_digest", "has_ground_truth", "split_validation", "to_npz"]
 
 
 def load(name: str, split: str, data_dir=None, permute_pixels: int = -1, **kwargs) -> Split:
