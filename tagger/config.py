@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class ModelConfig:
             ``quick-logmag`` presets).
         channels: C, colour channels per pixel (inputs stored pixel-major, D = pixels * C).
             With C > 1 masks are per pixel, shared over its channels.
+        image_shape: ``(H, W)`` or ``(H, W, C)`` of one example, where known: what
+            :meth:`tagger.model.Tagger.segment` shapes the masks by (empty: flat masks).
     """
 
     input_size: int = option(400, "D, elements per example (must match the data)")
@@ -60,6 +63,8 @@ class ModelConfig:
     v_param: str = option("reference", "continuous: how v is parameterised: reference (a + sqrt(a^2+1)) or fixed "
                                        "(stays at --v-init)", choices=V_PARAMS)
     channels: int = option(1, "C, colour channels per pixel (D = pixels x C); C > 1: per-pixel masks")
+    image_shape: tuple[int, ...] = option((), "(H, W) or (H, W, C) of an example (set by the preset or the data)",
+                                          flag=None)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -81,12 +86,15 @@ class ModelConfig:
             raise ConfigError(f"--noise (Gaussian std) must be > 0, got {self.noise}")
         if self.channels < 1 or self.input_size % self.channels:
             raise ConfigError(f"--channels must be >= 1 and divide the input size {self.input_size}, got {self.channels}")
+        if self.image_shape and math.prod(self.image_shape) != self.input_size:
+            raise ConfigError(f"image shape {self.image_shape} does not hold the input size {self.input_size}")
         if self.v_param not in V_PARAMS:
             raise ConfigError(f"--v-param must be {' or '.join(V_PARAMS)}, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms", "spikes")
+USER = "user"  # the dataset of a run on the user's own images (``--data PATH``)
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: resolved per device by tagger.training.device.resolve_precision
 
 
@@ -132,6 +140,14 @@ class TrainConfig:
             so it should group permuted images as well as plain ones (the paper's claim).
         init_from: a run directory (or a shipped model's name) whose weights start this run where
             names and shapes match (the reference's ``--continue``: pretrained grouping, new top layers).
+        data: your own images (``dataset = "user"``): a ``.npz``/``.npy`` file, a folder of images,
+            an HDF5 file or a multi-object TFRecord file (:func:`tagger.datasets.from_path`).
+        data_format: the TFRecord schema of ``data`` (``tetrominoes``, ``multi_dsprites``,
+            ``objects_room``, ``clevr_with_masks``); empty for every other kind.
+        data_sha256: the sha256 of ``data`` when the run started: a file changed since is refused.
+        valid_data, valid_sha256: validation images from this file (and its digest) instead of a
+            seeded hold-out of ``valid_fraction`` of ``data``.
+        resize: ``(H, W)`` every image of ``data`` (and ``valid_data``) is resized to; empty = as stored.
     """
 
     dataset: str = option("shapes", "the dataset (chosen by the command's DATASET argument)", flag=None)
@@ -162,6 +178,18 @@ class TrainConfig:
     init_from: str = option("", "start from this run's (or shipped model's) weights where names and shapes "
                                 "match (e.g. the pretrained grouping for --preset paper-semi)",
                             flag="init", metavar="RUN_DIR|NAME")
+    data: str = option("", "train on your own images: an .npz / .npy file, a folder of images, an .h5 / .hdf5 "
+                           "file or a multi-object TFRecord file (with --format); see docs/own-data.md",
+                       metavar="PATH")
+    data_format: str = option("", "the TFRecord schema of --data: tetrominoes, multi_dsprites, objects_room or "
+                                  "clevr_with_masks", flag="format", metavar="NAME")
+    data_sha256: str = option("", "the sha256 of --data (recorded when the run starts)", flag=None)
+    valid_data: str = option("", "validation images from this file (default: a hold-out of --data)",
+                             flag="valid", metavar="PATH")
+    valid_sha256: str = option("", "the sha256 of --valid (recorded when the run starts)", flag=None)
+    valid_fraction: float = option(0.1, "--data without --valid: the fraction held out for validation (seeded "
+                                        "by --seed)", metavar="FRACTION")
+    resize: tuple[int, ...] = option((), "--data: resize every image to HxW (e.g. 64x64)", metavar="HxW")
 
     @property
     def lr_decays(self) -> bool:
@@ -177,7 +205,14 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
         checks = [
-            (self.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset in DATASETS + (USER,), f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            ((self.dataset == USER) == bool(self.data), "a run on your own images needs --data PATH, and --data "
+                                                        "no built-in DATASET"),
+            (not (self.valid_data or self.data_format or self.resize) or self.data,
+             "--valid, --format and --resize apply to --data runs only"),
+            (0 <= self.valid_fraction < 1, f"--valid-fraction must be in [0, 1), got {self.valid_fraction}"),
+            (not self.resize or (len(self.resize) == 2 and min(self.resize) >= 1),
+             f"--resize must look like 64x64, got {'x'.join(map(str, self.resize))}"),
             (self.n_digits in (1, 2), f"--digits must be 1 or 2, got {self.n_digits}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
@@ -232,6 +267,9 @@ class Config:
                     "train": _without_removed(data["train"], "train")}
             model = dict(data["model"])
             model["widths"] = tuple(int(w) for w in model["widths"])
+            model["image_shape"] = tuple(int(v) for v in model.get("image_shape", ()))
+            if "resize" in data["train"]:
+                data["train"] = {**data["train"], "resize": tuple(int(v) for v in data["train"]["resize"])}
             return cls(preset=data.get("preset", "custom"), model=ModelConfig(**model),
                        train=TrainConfig(**data["train"]))
         except (KeyError, TypeError, ValueError) as error:

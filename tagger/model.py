@@ -239,6 +239,21 @@ class Tagger(nn.Module):
         return self.forward(x, iterations=iterations, groups=groups, corrupt=corrupt,
                             keep=True, generator=generator, remove_groups=remove_groups)
 
+    @torch.no_grad()
+    def segment(self, x: torch.Tensor, iterations: int = 5, groups: int | None = None,
+                generator: torch.Generator | None = None, assign: str = "masks") -> torch.Tensor:
+        """The last iteration's masks of a batch ``x`` (B, D) as images: ``(B, K, H, W)`` (``(B, K, P)``
+        where the config records no image shape). ``assign="posterior"`` returns each pixel's
+        posterior instead (:meth:`posterior`). Sum to 1 over K; ``argmax(dim=1)`` is the grouping."""
+        out = self.infer(x, iterations=iterations, groups=groups, generator=generator)
+        masks = out.masks[-1]  # (B, K, P)
+        if assign == "posterior":
+            masks = self.posterior(x.to(masks.dtype), out.reconstructions[-1], masks)
+        elif assign != "masks":
+            raise ValueError(f"assign must be masks or posterior, got {assign!r}")
+        shape = self.config.image_shape
+        return masks.reshape(*masks.shape[:2], *shape[:2]) if shape else masks
+
     def flops_per_example(self, iterations: int | None = None, groups: int | None = None) -> float:
         """Matmul FLOPs of one forward pass per example (2 per multiply-add)."""
         widths = self.config.widths

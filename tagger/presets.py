@@ -2,7 +2,7 @@
 fresh :class:`~tagger.config.Config`. How each was chosen: docs/notebook.md and docs/continuous.md."""
 from __future__ import annotations
 
-from .config import CLASSES, DATASETS, Config, ModelConfig, TrainConfig
+from .config import CLASSES, DATASETS, USER, Config, ModelConfig, TrainConfig
 from .errors import ConfigError
 
 
@@ -189,4 +189,37 @@ def _narrow_semi_texture(n_digits: int) -> Config:
     config = _semi_texture(n_digits, quick=True)
     config.preset, config.model.widths = "quick-narrow-semi", (64, 32, 16, 16, CLASSES + 1)
     config.train.epochs, config.train.lr, config.train.batch_size, config.train.lr_decay_from = 5, 2e-3, 32, 0.5
+    return config
+
+
+USER_PRESETS = ("quick", "paper")
+
+
+def for_data(name: str, split) -> Config:
+    """A preset for your own images (``tagger train --data PATH``), sized by the data: the input
+    size, channels, image shape, likelihood (binary when every value is 0 or 1) and z0 (the data
+    mean) come from ``split``; K is the model's default 4 (``--groups``).
+
+    Binary data gets Shapes' recipes, continuous data the colour-scene ones: ``quick`` is Shapes'
+    ``quick`` or Tetrominoes' ``quick`` (the narrow recipe) with the same number of optimiser
+    steps as on their 50,000 images (epochs scaled to the data, at least 1); ``paper`` is Shapes'
+    ``paper`` or TextureMNIST's ``paper`` (the reference's recipes, their epochs).
+    """
+    if name not in USER_PRESETS:
+        raise ConfigError(f"--preset for --data must be one of {', '.join(USER_PRESETS)}, got {name!r}")
+    family = "shapes" if split.binary else "tetrominoes"
+    config = preset(name, family)
+    shape = tuple(int(v) for v in split.image_shape)
+    model, train = config.model, config.train
+    model.input_size, model.image_shape = split.input_size, shape
+    model.channels = shape[2] if len(shape) == 3 else 1
+    model.z0 = round(float(split.features.mean()), 2)
+    if not split.binary:
+        model.groups = ModelConfig.groups  # Tetrominoes' K = 6 is for its six colours
+    if name == "quick":
+        steps = train.epochs * (50_000 // train.batch_size)  # the built-in recipe's step count
+        per_epoch = max(1, len(split) // train.batch_size)
+        train.epochs = max(1, round(steps / per_epoch))
+    train.dataset = USER
+    config.preset = name
     return config

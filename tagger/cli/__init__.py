@@ -23,10 +23,11 @@ def _is_user_error(error: Exception) -> bool:
 
 def _command(name: str):
     """The function that runs command ``name`` on parsed arguments."""
-    from . import baselines, inspect, probe, report, train
+    from . import baselines, inspect, probe, report, segment, train
 
     return {"train": train.run_train, "demo": train.run_demo, "data": train.run_data, "bench": train.run_bench,
             "eval": inspect.run_eval, "show": inspect.run_show, "export": inspect.run_export, "probe": probe.run_probe, "report": report.run_report,
+            "segment": segment.run_segment,
             "baseline": baselines.run_baseline, "rc": baselines.run_rc}[name]
 
 

@@ -67,7 +67,7 @@ def _value(field: dataclasses.Field, hint, text):
     if typing.get_origin(hint) is not tuple:
         return text
     item = typing.get_args(hint)[0]
-    separators, example = ("-,", "2000-1000-500") if item is int else (",", "2000,20,0.1")
+    separators, example = ("-,x", "2000-1000-500 or 64x64") if item is int else (",", "2000,20,0.1")
     return _sequence(item, separators, example, flag_name(field))(text)
 
 
@@ -78,9 +78,11 @@ def given_flags(config, args: argparse.Namespace, prefix: str = "") -> dict:
             for field in dataclasses.fields(config) if getattr(args, prefix + field.name, None) is not None}
 
 
-def apply_flags(config, args: argparse.Namespace, prefix: str = "", only: tuple[str, ...] | None = None):
-    """Set every field of ``config`` whose flag was given (``only``: just these fields); returns ``config``."""
+def apply_flags(config, args: argparse.Namespace, prefix: str = "", only: tuple[str, ...] | None = None,
+                skip: tuple[str, ...] = ()):
+    """Set every field of ``config`` whose flag was given (``only``: just these fields; ``skip``: not
+    these); returns ``config``."""
     for name, value in given_flags(config, args, prefix).items():
-        if only is None or name in only:
+        if (only is None or name in only) and name not in skip:
             setattr(config, name, value)
     return config

@@ -12,7 +12,8 @@ import torch
 
 from .. import datasets
 from ..checkpoint import find_checkpoint, load_run
-from ..errors import ConfigError
+from ..config import USER
+from ..errors import ConfigError, DataError
 
 MAX_OBJECTS = 10  # more shapes than this hardly fit a 20x20 Shapes image (and take minutes to place)
 
@@ -37,6 +38,8 @@ class EvalOptions:
     remove_group: list[int] = field(default_factory=list)
     assign: str = "masks"  # score and draw the masks, or the per-pixel posterior (Tagger.posterior)
     progress: bool = True  # a progress bar while evaluating (on stderr)
+    data: Path | None = None  # your own images instead of the run's data
+    format: str | None = None  # the TFRecord schema of ``data``
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "EvalOptions":
@@ -83,12 +86,22 @@ def _load(options: EvalOptions, at_least: int = 0):
 def _load_split(options: EvalOptions, config, device, at_least: int = 0):
     """The split a run of ``config`` is scored on: (split, features (N, D) on ``device``, objects (N, P))."""
     train = config.train
+    if options.data is not None or train.dataset == USER:
+        from .segment import own_split
+
+        split = own_split(config, options.data, options.split, options.data_dir, options.format, options.progress)
+        return _first(options, split, device, at_least)
     extra = train.data_kwargs()
     if options.objects is not None:
         if train.dataset != "shapes":
             raise ConfigError("--objects applies to Shapes runs only")
         extra["n_objects"] = options.objects
     split = datasets.load(train.dataset, options.split, options.data_dir, **extra)
+    return _first(options, split, device, at_least)
+
+
+def _first(options: EvalOptions, split, device, at_least: int):
+    """(split, features (N, D) on ``device``, objects (N, P)) of the examples asked for."""
     if options.examples > len(split):
         raise ConfigError(f"--examples {options.examples} exceeds the {len(split)} examples of {split.name}")
     count = min(max(options.examples, at_least), len(split)) if options.examples else len(split)
@@ -108,6 +121,9 @@ def evaluate_run(options: EvalOptions) -> dict:
     from ..evaluate import evaluate, format_table, write_json
 
     config, model, split, features, objects = _load(options.check().check_output((".json",)))
+    if not bool(objects.any()):
+        raise DataError(f"{split.name} has no objects (ground-truth ids): nothing to score; "
+                        "tagger show draws its groupings, tagger segment writes its masks")
     labels = None
     if config.train.class_cost > 0:  # a semi-supervised run: also the classification error
         labels = torch.as_tensor(split.labels[:features.shape[0]].astype("int64"))

@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   tagger show --pretrained shapes-quick         # a shipped model's groupings, in seconds
   tagger demo                                   # quick CPU run on Shapes: train, evaluate, figure
   tagger train shapes --preset paper --run-dir runs/shapes-ln
+  tagger train --data my_images.npz --groups 5  # your own images (.npz, .npy, a folder, .h5, TFRecords)
+  tagger segment runs/my_images-quick --data my_images.npz --output masks.npz
   tagger train shapes --preset quick --norm batch --epochs 3
   tagger train texture-mnist --digits 2 --preset quick-narrow
   tagger train --resume runs/shapes-ln          # continue an interrupted run exactly
@@ -81,6 +83,7 @@ def _add_eval_commands(commands) -> None:
         _add_place_flags(sub)
         _add_mnist_dir_flag(sub)
         sub.add_argument("--output", type=Path, help="output file (default in the run directory)")
+        _add_own_data_flags(sub)
         sub.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         sub.add_argument("--assign", choices=list(ASSIGNS), default="masks",
                          help="what is scored and drawn: masks (the network's masks, as the reference; default) "
@@ -94,6 +97,33 @@ def _add_eval_commands(commands) -> None:
             sub.add_argument("--remove-group", type=int, action="append", default=[], metavar="K",
                              help="drop group K (0-based; repeatable) in the last iteration, so the other groups "
                                   "explain the input without it: the paper's Figure 4b, E2")
+
+
+def _add_own_data_flags(sub) -> None:
+    """--data and --format: your own images instead of the run's data (eval, show, segment)."""
+    sub.add_argument("--data", type=Path, metavar="PATH", help="your own images (.npz, .npy, a folder, .h5, "
+                     ".tfrecords with --format) instead of the run's data; eval needs their objects")
+    sub.add_argument("--format", metavar="NAME", help="the TFRecord schema of --data: tetrominoes, multi_dsprites, "
+                     "objects_room or clevr_with_masks")
+
+
+def _add_segment_command(commands) -> None:
+    text = "a run's masks for your images, as an .npz (masks (N, K, H, W) float16, groups (N, H, W) uint8)"
+    sub = commands.add_parser("segment", help="a run's masks for your images, as .npz", description=text +
+                              "; batched, in bounded memory. Without --data: the run's own data (--split).")
+    _add_run_dir(sub)
+    _add_own_data_flags(sub)
+    sub.add_argument("--output", type=Path, required=True, help="the .npz file to write")
+    sub.add_argument("--split", default="valid", help="without --data, a run on your own images: valid "
+                     "(default: its validation images) or train")
+    sub.add_argument("--iterations", type=int, default=5, help="iterations to run (default 5)")
+    sub.add_argument("--groups", type=int, help="K (default: as trained)")
+    sub.add_argument("--assign", choices=list(ASSIGNS), default="masks",
+                     help="masks (the network's masks; default) or posterior (each pixel's posterior)")
+    sub.add_argument("--batch-size", type=int, default=100, help="images per batch (default 100)")
+    sub.add_argument("--seed", type=int, default=0, help="seeds the starting masks (default 0)")
+    _add_place_flags(sub)
+    sub.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def _add_probe_and_report(commands) -> None:
@@ -187,6 +217,10 @@ def _add_train_command(commands) -> None:
     _add_compile_flag(train, default="off")
     _add_mnist_dir_flag(train)
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--config", type=Path, metavar="FILE",
+                       help="start from this JSON or TOML config (a run's config.json reproduces that run; a "
+                            "partial file is laid over the preset it names); flags given beside it override it")
+    train.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     add_config_flags(train, ModelConfig, "model: overrides of the preset (default: the preset's value)", prefix="model.")
     add_config_flags(train, TrainConfig, "training: overrides of the preset (default: the preset's value)",
                      prefix="train.")
@@ -201,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_command(commands)
     _add_eval_commands(commands)
+    _add_segment_command(commands)
     _add_probe_and_report(commands)
     _add_export_command(commands)
 
@@ -238,9 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_place_flags(demo)
     _add_compile_flag(demo, default="auto")
 
-    text = "generate and cache a dataset"
-    data = commands.add_parser("data", help=text, description=text + " (training does this on first use)")
-    data.add_argument("dataset", choices=list(DATASETS))
+    text = "generate and cache a dataset, or export one as .npz"
+    data = commands.add_parser(
+        "data", help=text, description="tagger data DATASET: generate and cache a built-in dataset (training does "
+        "this on first use). tagger data export DATASET --split train --output FILE.npz: write a split with the keys "
+        "--data reads (images, objects, labels), e.g. to try `tagger train --data` on a file you know.")
+    data.add_argument("words", nargs="+", metavar="[export] DATASET",
+                      help=f"DATASET, or export DATASET; DATASET one of {', '.join(DATASETS)}")
+    data.add_argument("--split", default="train", help="export: train (default), valid or test")
+    data.add_argument("--output", type=Path, help="export: the .npz file to write")
     data.add_argument("--digits", type=int, default=2, help="TextureMNIST digits per image (1 or 2; default 2)")
     _add_data_dir_flag(data)
     _add_mnist_dir_flag(data)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from .. import datasets
 from ..checkpoint import read_checkpoint
-from ..config import Config, TrainConfig
+from ..config import DATASETS, USER, Config, TrainConfig
+from ..datasets import Split
 from ..presets import preset
 from ..errors import ConfigError
 from ..training.rundir import artefacts, check_new_run_dir, holds_checkpoint
-from .flags import apply_flags
 from .resume import resume_config
+from .sources import print_config, source_from_args
 
 
 @dataclass
@@ -27,30 +28,30 @@ class TrainJob:
     compile: str = "off"
     data_dir: Path | None = None
     progress: bool = True
+    train: Split | None = None  # your own images, already read (else tagger.train loads the data)
+    valid: Split | None = None
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset named by ``--preset`` with every given override applied (:func:`tagger.train` validates it)."""
-    dataset, name = args.dataset or "shapes", args.preset or "quick"
-    if args.digits is not None and dataset != "texture-mnist":
-        raise ConfigError(f"--digits applies to texture-mnist only, not {dataset}")
-    config = preset(name, dataset, 2 if args.digits is None else args.digits)
-    apply_flags(config.model, args, "model.")
-    apply_flags(config.train, args, "train.")
-    return config
+    """The config the arguments ask for, every given override applied (:func:`tagger.train` validates it)."""
+    return source_from_args(args).config
 
 
 def job_from_args(args: argparse.Namespace) -> TrainJob:
     common = dict(device=args.device, compile=args.compile, data_dir=args.data_dir, progress=not args.no_progress)
     if args.resume is not None:
         return TrainJob(resume_config(args), Path(args.resume), resume=True, **common)
-    config = config_from_args(args)
-    return TrainJob(config, args.run_dir or default_run_dir(config), **common)
+    source = source_from_args(args)
+    return TrainJob(source.config, args.run_dir or default_run_dir(source.config), train=source.train,
+                    valid=source.valid, **common)
 
 
 def default_run_dir(config: Config) -> Path:
-    """runs/DATASET-PRESET; one-digit TextureMNIST runs get their own (runs/texture-mnist1-PRESET)."""
+    """runs/DATASET-PRESET; one-digit TextureMNIST runs get their own (runs/texture-mnist1-PRESET); a run
+    on your own images is named after the file (runs/STEM-PRESET)."""
     train = config.train
+    if train.dataset == USER:
+        return Path("runs") / f"{Path(train.data).stem}-{config.preset}"
     digits = "1" if train.dataset == "texture-mnist" and train.n_digits == 1 else ""
     return Path("runs") / f"{train.dataset}{digits}-{config.preset}"
 
@@ -59,12 +60,17 @@ def train(job: TrainJob):
     """Run a :class:`TrainJob` through :func:`tagger.train`; returns the trained model."""
     from ..training.run import train as train_model
 
-    return train_model(job.config, run_dir=job.run_dir, device=job.device, resume=job.resume, compile=job.compile,
-                       data_dir=job.data_dir, progress=job.progress)
+    return train_model(job.config, job.train, job.valid, run_dir=job.run_dir, device=job.device, resume=job.resume,
+                       compile=job.compile, data_dir=job.data_dir, progress=job.progress)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    train(job_from_args(args))
+    job = job_from_args(args)
+    if args.print_config:
+        job.config.validate()
+        print_config(job.config)
+        return 0
+    train(job)
     return 0
 
 
@@ -121,10 +127,23 @@ def _demo_resume_config(args: argparse.Namespace, run_dir: Path) -> Config:
 
 
 def run_data(args: argparse.Namespace) -> int:
+    """``tagger data DATASET`` (generate and cache) or ``tagger data export DATASET --output FILE.npz``."""
+    export = args.words[0] == "export"
+    words = args.words[1:] if export else args.words
+    if len(words) != 1 or words[0] not in DATASETS:
+        raise ConfigError(f"give DATASET or export DATASET, DATASET one of {', '.join(DATASETS)}; got {' '.join(args.words)}")
+    dataset = words[0]
+    if export and (args.output is None or args.output.suffix.lower() != ".npz"):
+        raise ConfigError("tagger data export needs --output FILE.npz")
     started = time.time()
-    kwargs = TrainConfig(dataset=args.dataset, n_digits=args.digits).data_kwargs()
-    split = datasets.load(args.dataset, "train", args.data_dir, **kwargs)
-    where = "drawn in memory, not cached" if args.dataset == "spikes" else f"cached in {datasets.data_dir(args.data_dir)}"
+    kwargs = TrainConfig(dataset=dataset, n_digits=args.digits).data_kwargs()
+    split = datasets.load(dataset, args.split if export else "train", args.data_dir, **kwargs)
+    if export:
+        datasets.to_npz(split, args.output)
+        print(f"{split.name}: {len(split)} examples written to {args.output} ({time.time() - started:.1f} s); "
+              f"train on it with: tagger train --data {args.output}")
+        return 0
+    where = "drawn in memory, not cached" if dataset == "spikes" else f"cached in {datasets.data_dir(args.data_dir)}"
     print(f"{split.name}: {len(split)} examples of {split.input_size} elements, {where} ({time.time() - started:.1f} s)")
     return 0
 

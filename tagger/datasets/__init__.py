@@ -12,11 +12,12 @@ from .sound import spectrograms
 from .rasters import spikes
 from .tetrominoes import tetrominoes, tetrominoes_from_tfrecords
 from .texture_mnist import texture_mnist
-from .user import file_digest, from_arrays, from_path, has_ground_truth, split_validation, to_npz
+from .user import file_digest, from_arrays, from_path, has_ground_truth, open_data, split_validation, to_npz, user_splits
 
 __all__ = ["DataError", "Split", "data_dir", "shapes", "texture_mnist", "tetrominoes", "tetrominoes_from_tfrecords",
            "spectrograms", "spikes", "mnist", "load", "pixel_order", "unpermute",
-           "from_arrays", "from_path", "file_digest", "has_ground_truth", "split_validation", "to_npz"]
+           "from_arrays", "from_path", "open_data", "file_digest", "has_ground_truth", "split_validation", "to_npz",
+           "user_splits"]
 
 
 def load(name: str, split: str, data_dir=None, permute_pixels: int = -1, **kwargs) -> Split:

@@ -118,18 +118,25 @@ def from_path(path: str | os.PathLike, format: str | None = None, resize=None, d
 
     The split is named after the file (e.g. ``"shapes.npz"``).
     """
+    return open_data(path, format, resize, data_dir, progress)[0]
+
+
+def open_data(path: str | os.PathLike, format: str | None = None, resize=None, data_dir=None,
+              progress: bool = True) -> tuple[Split, str]:
+    """:func:`from_path`'s split and the file's sha256 (:func:`file_digest`), read once for both."""
     path = Path(path)
     size = check_size(resize, str(path))
     kind = _kind(path, format)
-    cache = _cache_path(path, kind, size, data_dir)
+    digest = file_digest(path)
+    cache = _cache_path(digest, kind, size, data_dir)
     stored = load_npz_checked(cache)
     if stored is not None:
-        return _from_cache(path.name, stored)
+        return _from_cache(path.name, stored), digest
     arrays = read_path(path, kind, size, progress)
     split = from_arrays(arrays["images"], arrays.get("objects"), arrays.get("labels"), name=path.name,
                         resize=size, binary=None if arrays.get("binary") is None else bool(arrays["binary"]))
     save_npz_atomic(cache, _to_cache(split))
-    return split
+    return split, digest
 
 
 def _kind(path: Path, format: str | None) -> str:
@@ -168,10 +175,10 @@ def read_path(path: Path, kind: str, resize, progress: bool) -> dict:
     return formats.read_tfrecords(path, kind, resize, progress)
 
 
-def _cache_path(path: Path, kind: str, size, data_dir) -> Path:
+def _cache_path(digest: str, kind: str, size, data_dir) -> Path:
     tag = f"_{kind}" if kind in formats.TFRECORD_SCHEMAS else ""
     shape = f"_{size[0]}x{size[1]}" if size else ""
-    return _data_dir(data_dir) / "user" / f"{file_digest(path)}{tag}{shape}_v{CACHE_VERSION}.npz"
+    return _data_dir(data_dir) / "user" / f"{digest}{tag}{shape}_v{CACHE_VERSION}.npz"
 
 
 def _to_cache(split: Split) -> dict[str, np.ndarray]:
@@ -235,3 +242,24 @@ def to_npz(split: Split, path: str | os.PathLike) -> Path:
     with open(path, "wb") as handle:  # a handle: numpy would append ".npz" to other names
         np.savez_compressed(handle, **arrays)
     return path
+
+
+def user_splits(train, data_dir=None, progress: bool = True) -> tuple[Split, Split]:
+    """The ``(train, valid)`` splits of a run on your own images, from its
+    :class:`~tagger.config.TrainConfig`: ``train.data`` (and ``train.valid_data``, else a hold-out
+    of ``train.valid_fraction`` seeded by ``train.seed``). A file whose sha256 differs from the
+    one the run recorded is refused in one line."""
+    options = dict(format=train.data_format or None, resize=train.resize or None, data_dir=data_dir,
+                   progress=progress)
+    split = _recorded(train.data, train.data_sha256, "--data", options)
+    if train.valid_data:
+        return split, _recorded(train.valid_data, train.valid_sha256, "--valid", options)
+    return split_validation(split, train.valid_fraction, train.seed)
+
+
+def _recorded(path: str, recorded: str, flag: str, options: dict) -> Split:
+    split, digest = open_data(path, **options)
+    if recorded and digest != recorded:
+        raise DataError(f"{path} changed since the run started (sha256 {digest[:12]}..., the run recorded "
+                        f"{recorded[:12]}...); restore that file or start a new run ({flag})")
+    return split

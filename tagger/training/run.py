@@ -4,13 +4,15 @@ tests all call it; it validates the config once, applies the process settings, j
 the trained model."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 import torch
 
 from ..config import Config
-from ..datasets import Split
+from ..errors import ConfigError
+from ..datasets import Split, split_validation
 from ..model import Tagger
 
 
@@ -56,12 +58,13 @@ def _train(config, train, valid, run_dir: Path, device, resume, compile, data_di
             find_checkpoint(init_source(config.train.init_from))  # fail before loading any data
         check_new_run_dir(run_dir)  # a run is resumed or refused, never overwritten
     if train is None:
-        train, valid = load_splits(config, data_dir)
+        train, valid = load_splits(config, data_dir, progress)
     elif valid is None:
-        train, valid = hold_out(train, config.train.valid_fraction, config.train.seed)
+        train, valid = split_validation(train, config.train.valid_fraction, config.train.seed)
     ranks, device_name = distributed.setup(str(device))
     try:
         device = resolve_device(device_name)
+        check_memory(config, device)
         apply_process_settings(config.train, device)
         trainer = Trainer(config, run_dir, train, valid, device, progress=progress, compile=compile, ranks=ranks)
         say = ranks.main and not quiet
@@ -78,11 +81,32 @@ def _train(config, train, valid, run_dir: Path, device, resume, compile, data_di
     return trainer.model.eval()
 
 
-def hold_out(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """``(train, valid)``: a seeded random ``fraction`` of ``split`` held out for validation."""
-    from ..datasets.user import split_validation
+def check_memory(config: Config, device: torch.device) -> None:
+    """Refuse, in one line and before allocating anything, a model whose training would not fit in
+    this machine's free memory: its weights, their gradients and Adam's two moments (4 copies),
+    plus the activations one step keeps for the backward pass (a rough count: every group and
+    iteration keeps its inputs and each layer's values a few times)."""
+    with torch.device("meta"):  # shapes only, no memory
+        parameters = sum(p.numel() for p in Tagger(config.model).parameters())
+    model, train = config.model, config.train
+    per_group = 4 * model.input_size + 6 * sum(model.widths)
+    activations = train.batch_size * model.groups * model.iterations * per_group * 3
+    needed = 4 * (4 * parameters + activations)  # bytes (fp32)
+    free = free_memory(device)
+    if free is not None and needed > free:
+        raise ConfigError(f"training this model needs about {needed / 2**30:.1f} GiB ({parameters / 1e6:.0f} M weights, "
+                          f"batch {train.batch_size}) and {device} has {free / 2**30:.1f} GiB free; use --resize "
+                          "to smaller images, smaller --widths or a smaller --batch-size")
 
-    return split_validation(split, fraction, seed)
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (None where unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def summary(config: Config, last: dict, epoch: int, run_dir: Path) -> str:

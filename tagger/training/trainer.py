@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .. import datasets
 from ..checkpoint import load_weights, read_checkpoint, save_checkpoint
-from ..config import Config
+from ..config import USER, Config
 from ..datasets import Split
 from ..errors import CheckpointError, ConfigError, TrainingError
 from ..evaluate import evaluate
@@ -34,9 +34,12 @@ from .steps import learning_rate, make_step
 FIGURE_SECONDS = 30.0  # TensorBoard's grouping figure at most this often (it costs ~0.5 s of CPU)
 
 
-def load_splits(config: Config, data_dir=None):
-    """The training and validation :class:`~tagger.datasets.common.Split` s of the config's dataset."""
+def load_splits(config: Config, data_dir=None, progress: bool = True):
+    """The training and validation :class:`~tagger.datasets.common.Split` s of the config's dataset
+    (for your own images, the files the config names, refused if they changed since)."""
     train = config.train
+    if train.dataset == USER:
+        return datasets.user_splits(train, data_dir, progress)
     train_split = datasets.load(train.dataset, "train", data_dir, **train.data_kwargs())
     valid_split = datasets.load(train.dataset, "valid", data_dir, **train.data_kwargs())
     return train_split, valid_split
