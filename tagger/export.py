@@ -74,7 +74,7 @@ def export_run(source: Path, out_dir: Path, dtype: str = "fp16", piece_mib: floa
     if budget <= 0:
         raise ConfigError(f"--piece-mib must be above {HEADER_ROOM / 2**20:.2f}, got {piece_mib}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.exists() and any(p.name != ".lock" for p in out_dir.iterdir()):  # a run's lock file is no content
         raise ConfigError(f"{out_dir}: not empty; an export goes into a new or empty folder")
     config, state, weights, _ = read_checkpoint(Path(source))
     cast = {name: value.to(DTYPES[dtype]) if value.is_floating_point() else value for name, value in weights.items()}
