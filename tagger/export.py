@@ -6,8 +6,11 @@ shipped pretrained models should be small, so an export splits the weights into 
 ``model-00001-of-00004.safetensors``, ... each under ``piece_mib``. A tensor larger than a piece
 is cut along its first dimension into chunks ``NAME#0``, ``NAME#1``, ... (of at most an eighth of
 a piece, so that the pieces can be packed nearly full). Every piece carries, in
-its safetensors metadata, the run's config, the source step, its index and count, and the sha256
-of its tensors (verified at load), so a folder of pieces needs nothing else.
+its safetensors metadata, the run's config, the source step, its index and count, the sha256
+of its tensors (verified at load) and the export's id: the sha256 of the source, step, dtype and
+every piece's digest. Loading refuses a piece whose id differs from the others' (a piece of
+another export copied in) by name; exports from before ids were recorded load as they are.
+A folder of pieces needs nothing else.
 
 An export holds weights only: ``tagger eval``, ``show``, ``probe``, ``report`` and ``train --init``
 read it wherever they read a run directory; ``--resume`` refuses it (no optimiser state).
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -60,6 +64,34 @@ def _chunks(weights: dict[str, torch.Tensor], budget: int):
             yield f"{name}#{index}", value[start:start + rows].clone()
 
 
+def _export_id(metadata: dict, digests: list[str]) -> str:
+    """The id of one export: sha256 of its source, step, dtype and pieces' digests in order."""
+    content = {key: metadata.get(key, "") for key in ("source", "step", "epoch", "dtype")}
+    return hashlib.sha256(json.dumps([content, digests], sort_keys=True).encode()).hexdigest()
+
+
+def _check_one_set(path: Path, pieces: list[tuple[Path, dict]]) -> None:
+    """Refuse pieces of different exports by name (exports without ids are not checked)."""
+    ids = [metadata.get("export_id") for _, metadata in pieces]
+    if not any(ids):
+        return
+    ranked = sorted(set(ids), key=lambda i: (-ids.count(i), ids.index(i)))  # the most pieces, then piece 1
+    reference = next(metadata for _, metadata in pieces if metadata.get("export_id") == ranked[0])
+
+    def which(metadata: dict) -> str:
+        if not metadata.get("export_id"):
+            return "an export without an id"
+        return f"export {metadata['export_id'][:12]}"
+
+    for piece, metadata in pieces:
+        if metadata.get("export_id") != ranked[0]:
+            step, expected = metadata.get("step", "?"), reference.get("step", "?")
+            differs = f"step {step}, not {expected}" if step != expected else f"{which(metadata)}, not {which(reference)}"
+            raise CheckpointError(f"{path}: piece {piece.name} belongs to another export ({differs})")
+    if _export_id(reference, [metadata.get("sha256", "") for _, metadata in pieces]) != ranked[0]:
+        raise CheckpointError(f"{path}: the pieces' digests do not add up to the export's id (a piece was replaced)")
+
+
 def export_run(source: Path, out_dir: Path, dtype: str = "fp16", piece_mib: float = 15.0) -> list[Path]:
     """Write ``source``'s weights (a run directory or checkpoint) into ``out_dir`` as pieces.
 
@@ -70,11 +102,13 @@ def export_run(source: Path, out_dir: Path, dtype: str = "fp16", piece_mib: floa
 
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if not isinstance(piece_mib, (int, float)) or not math.isfinite(piece_mib) or piece_mib <= 0:
+        raise ConfigError(f"--piece-mib must be a positive number of MiB, got {piece_mib}")
     budget = int(piece_mib * 2**20) - HEADER_ROOM
     if budget <= 0:
         raise ConfigError(f"--piece-mib must be above {HEADER_ROOM / 2**20:.2f}, got {piece_mib}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.exists() and any(p.name != ".lock" for p in out_dir.iterdir()):  # a run's lock file is no content
         raise ConfigError(f"{out_dir}: not empty; an export goes into a new or empty folder")
     config, state, weights, _ = read_checkpoint(Path(source))
     cast = {name: value.to(DTYPES[dtype]) if value.is_floating_point() else value for name, value in weights.items()}
@@ -95,10 +129,12 @@ def export_run(source: Path, out_dir: Path, dtype: str = "fp16", piece_mib: floa
     out_dir.mkdir(parents=True, exist_ok=True)
     common = {"format": FORMAT, "config": json.dumps(config.to_dict()), "dtype": dtype,
               "source": str(source), "step": str(state.get("step", "")), "epoch": str(state.get("epoch", ""))}
+    digests = [_digest(tensors) for tensors in pieces]
+    common["export_id"] = _export_id(common, digests)
     paths = []
-    for index, tensors in enumerate(pieces, start=1):
+    for index, (tensors, digest) in enumerate(zip(pieces, digests), start=1):
         path = out_dir / f"model-{index:05d}-of-{len(pieces):05d}.safetensors"
-        metadata = dict(common, piece=str(index), pieces=str(len(pieces)), sha256=_digest(tensors))
+        metadata = dict(common, piece=str(index), pieces=str(len(pieces)), sha256=digest)
         write_atomically(path, lambda target, t=tensors, m=metadata: save_file(t, str(target), metadata=m))
         paths.append(path)
     return paths
@@ -131,10 +167,12 @@ def read_export(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict
     missing = sorted(names - {p.name for p in found})
     if missing:
         raise CheckpointError(f"{path}: export incomplete, {missing[0]} missing ({len(missing)} of {total})")
-    parts, metadata = {}, {}
+    parts, metadata, read = {}, {}, []
     for piece in found:
         metadata, tensors = _read_piece(piece)
+        read.append((piece, metadata))
         parts.update(tensors)
+    _check_one_set(path, read)
     weights = {}
     for name in sorted({key.split("#")[0] for key in parts}):
         if name not in parts:
@@ -147,4 +185,6 @@ def read_export(path: Path) -> tuple[Config, dict, dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path}: bad config in the export ({error})") from None
     state = {"exported_from": metadata.get("source", ""), "step": metadata.get("step", ""),
              "epoch": metadata.get("epoch", ""), "dtype": metadata.get("dtype", "")}
+    if metadata.get("export_id"):
+        state["export_id"] = metadata["export_id"]
     return config, state, weights, {}

@@ -192,3 +192,57 @@ def test_an_edited_state_json_is_refused_by_its_own_digest(tmp_path):
     del document["document_sha256"]
     path.write_text(json.dumps(document))
     assert read_checkpoint(tmp_path)[1]["step"] == 4
+
+
+WRITER = """
+import sys, torch
+from pathlib import Path
+from tagger import Config, ModelConfig, Tagger
+from tagger.checkpoint import save_checkpoint
+run, stop = Path(sys.argv[1]), Path(sys.argv[2])
+config = Config(preset="custom", model=ModelConfig(input_size=16, widths=(12, 8, 6)))
+model = Tagger(config.model)
+first = "input_weight"
+step = 0
+while not stop.exists():
+    step += 1
+    with torch.no_grad():
+        model.state_dict()[first].fill_(step)  # the weights say which step they belong to
+    save_checkpoint(run, config, model, {"step": step}, {"step": torch.tensor([step])})
+print(step)
+"""
+
+
+def test_readers_never_see_half_a_checkpoint_while_it_is_replaced(tmp_path):
+    """A writer process saving in a tight loop, a reader loading 300+ times: every read is one
+    whole checkpoint (state.json, weights and training tensors of the same save), none fails."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    run, stop = tmp_path / "run", tmp_path / "stop"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(run), str(stop)], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (run / "checkpoint" / "state.json").exists():
+            assert writer.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        reads, steps, failures, started = 0, set(), [], time.time()
+        while (reads < 300 or len(steps) < 30) and time.time() - started < 15:
+            try:
+                config, state, weights, training = read_checkpoint(run)
+                assert weights["input_weight"].flatten()[0].item() == state["step"] == training["step"].item()
+                steps.add(state["step"])
+            except CheckpointError as error:
+                failures.append(str(error))
+            reads += 1
+        stop.touch()
+        saved = int(writer.communicate(timeout=30)[0])
+    finally:
+        writer.kill()
+    assert failures == [], f"{len(failures)} of {reads} reads failed, first: {failures[0]}"
+    assert reads >= 300 and len(steps) >= 30 and saved >= len(steps), (reads, len(steps), saved)

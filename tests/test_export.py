@@ -121,3 +121,48 @@ def test_a_paper_size_texture_model_comes_back_in_four_pieces(tmp_path):
     save_checkpoint(tmp_path / "run", config, Tagger(config.model), {"step": 0})
     paths = export_run(tmp_path / "run", tmp_path / "export", piece_mib=15)
     assert len(paths) == 4 and all(path.stat().st_size <= 15 * 2**20 for path in paths)
+
+
+def test_pieces_of_two_exports_are_refused_by_name_and_old_exports_still_load(tmp_path):
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run, config, model = saved_run(tmp_path)
+    first = export_run(run, tmp_path / "a", piece_mib=0.2)
+    with torch.no_grad():
+        for value in model.parameters():
+            value.mul_(0.5)
+    save_checkpoint(run, config, model, {"step": 8, "epoch": 1})
+    second = export_run(run, tmp_path / "b", piece_mib=0.2)
+    assert len(first) == len(second) > 2
+    assert read_export(tmp_path / "a")[1]["export_id"] != read_export(tmp_path / "b")[1]["export_id"]
+    shutil.copyfile(second[1], first[1])  # piece 2 of the step-8 export among step 7's
+    with pytest.raises(CheckpointError) as caught:
+        read_export(tmp_path / "a")
+    assert f"piece {first[1].name} belongs to another export (step 8, not 7)" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+    def strip_ids(path):  # an export written before pieces carried the export's id
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = {k: v for k, v in handle.metadata().items() if k != "export_id"}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        save_file(tensors, str(path), metadata=metadata)
+
+    for path in second:
+        strip_ids(path)
+    assert "export_id" not in read_export(tmp_path / "b")[1]
+    assert isinstance(load_model(tmp_path / "b"), Tagger)
+    third = export_run(run, tmp_path / "c", piece_mib=0.2)  # step 8 again, with ids
+    shutil.copyfile(second[0], third[0])  # an id-less piece among pieces with ids
+    with pytest.raises(CheckpointError, match=f"piece {third[0].name} belongs to another export "
+                                              r"\(an export without an id, not export [0-9a-f]{12}\)"):
+        read_export(tmp_path / "c")
+
+
+@pytest.mark.parametrize("piece_mib", [float("nan"), float("inf"), 0, -1, 0.01])
+def test_piece_size_must_be_a_positive_number(piece_mib, tmp_path):
+    run, _, _ = saved_run(tmp_path)
+    with pytest.raises(ConfigError, match="--piece-mib"):
+        export_run(run, tmp_path / "export", piece_mib=piece_mib)

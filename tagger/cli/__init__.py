@@ -1,6 +1,9 @@
 """Command line: ``tagger train | eval | show | probe | report | export | bench | baseline | rc | demo | data``.
 ``tagger CMD --help`` explains each. Every command turns its flags into typed settings and calls
-the library; a :class:`tagger.errors.UserError` (or an OS error) is one line and exit code 2."""
+the library; a :class:`tagger.errors.UserError` (or an OS error) is one line and exit code 2.
+Output goes through :func:`tagger.training.output.guarded_output`: a closed or full stdout/stderr
+(``tagger eval RUN | head -1``, a dead log collector) loses the messages, not the work, and no
+traceback is printed at exit."""
 from __future__ import annotations
 
 import os
@@ -50,6 +53,13 @@ def _resolve_pretrained(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..training.output import guarded_output
+
+    with guarded_output():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

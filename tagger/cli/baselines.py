@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..files import write_text_atomically
+from ..training.lock import hold_run_lock
 from .flags import apply_flags
 
 
@@ -25,10 +27,12 @@ def run_baseline(args: argparse.Namespace) -> int:
     config = baseline_config_from_args(args)
     data = "mnist" if config.dataset == "mnist" else f"t{config.digits}"
     run_dir = args.run_dir or Path("runs") / f"baseline-{config.model}-{data}-{config.labeled or 'all'}"
+    device = resolve_device(args.device)
+    hold_run_lock(run_dir)  # one writer per run directory (a double launch is refused)
     if (run_dir / "result.json").exists():
         raise ConfigError(f"--run-dir {run_dir} already holds a finished baseline; choose another --run-dir")
     trainer = BaselineTrainer(config, run_dir, load_baseline_splits(config, args.data_dir),
-                              resolve_device(args.device), progress=not args.no_progress)
+                              device, progress=not args.no_progress)
     result = trainer.run()
     name = "MNIST" if config.dataset == "mnist" else f"TextureMNIST{config.digits}"
     print(f"{config.model} on {name}, {result['labeled_examples']} labels, "
@@ -66,6 +70,7 @@ def run_rc(args: argparse.Namespace) -> int:
     config = rc_config_from_args(args)
     run_dir = Path(args.run_dir or Path("runs") / f"rc-{config.train_set}")
     device = resolve_device(args.device)
+    hold_run_lock(run_dir)  # one writer per run directory (a double launch is refused)
     seeds = seed_list(args.seeds) if args.seeds else [config.seed]
     results = {}
     for seed in seeds:
@@ -83,7 +88,7 @@ def run_rc(args: argparse.Namespace) -> int:
                                                           if t < len(ami)) + f" ({directory})")
     if args.seeds:
         summary = summarise(results)
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
         print(f"RC over seeds {args.seeds}: test AMI {summary['ami_mean']:.3f} +- {summary['ami_std']:.3f} "
               f"(paper, Table 1b: 0.61 +- 0.005); {run_dir}/summary.json")
     return 0

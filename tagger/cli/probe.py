@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..files import write_text_atomically
 from .inspect import EvalOptions, _load_split, _run_dir_of
 
 # The paper's Figure 4 shows three hand-picked generalisation examples (its caption): A, a
@@ -115,8 +116,8 @@ def run_probe(args: argparse.Namespace) -> int:
                            args.batch_size, args.seed, args.device, args.data_dir)
     result = probe(options)
     folder = _run_dir_of(options.run_dir)
-    (folder / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
-    (folder / "probe.md").write_text(format_probe(result))
+    write_text_atomically(folder / "probe.json", json.dumps(result, indent=2) + "\n")
+    write_text_atomically(folder / "probe.md", format_probe(result))
     from ..visualize import probe_figure
 
     probe_figure(result, folder / "probe.png")

@@ -20,7 +20,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError, DataError, UserError
+from ..files import write_atomically
 from .inspect import EvalOptions, _run_dir_of, evaluate_run, show_run
 
 CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}h1{font-size:1.4em}h2{font-size:1.15em;
@@ -64,13 +65,45 @@ def markdown_table(text: str) -> str:
     return "\n".join(out)
 
 
+class DamagedFile(DataError):
+    """A file of the run that the page needs cannot be read: one line naming it, exit 2 (not a
+    note on the page, which would hide it)."""
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Errors from parsing ``path`` (bad JSON or CSV, a missing key, a wrong type) as one
+    :class:`DamagedFile` line naming it."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, csv.Error) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        kind = "missing " + reason if isinstance(error, KeyError) else reason
+        raise DamagedFile(f"{path}: damaged or not written by tagger ({kind[:160]}); "
+                          "rewrite or remove it") from None
+
+
+def _read_json(path: Path) -> dict:
+    with _reading(path):
+        value = json.loads(Path(path).read_bytes().decode("utf-8"))
+        if not isinstance(value, dict):
+            raise TypeError(f"a JSON {type(value).__name__}, not an object")
+        return value
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
-    """metrics.csv as rows of floats (missing values: None)."""
+    """metrics.csv as rows of floats (missing values: None); a damaged file is one line naming it."""
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         return []
-    with open(path, newline="") as handle:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(handle)]
+    with _reading(path), open(path, newline="", encoding="utf-8") as handle:
+        rows = [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(handle)]
+        for row in rows:
+            if None in row or row.get("epoch") is None:  # cells beyond the header, or no epoch
+                raise ValueError(f"row {rows.index(row) + 2} has no epoch or more cells than the header")
+        return rows
 
 
 def _iteration_columns(rows: list[dict], prefix: str) -> list[str]:
@@ -115,7 +148,13 @@ def _config(run_dir: Path) -> dict:
     from ..checkpoint import read_checkpoint
 
     path = run_dir / "config.json"
-    return json.loads(path.read_text()) if path.exists() else read_checkpoint(run_dir)[0].to_dict()
+    if not path.exists():
+        return read_checkpoint(run_dir)[0].to_dict()
+    config = _read_json(path)
+    with _reading(path):
+        if not isinstance(config["preset"], str) or not isinstance(config["train"]["dataset"], str):
+            raise TypeError("preset and train.dataset must be strings")
+    return config
 
 
 def _saved_eval(run_dir: Path) -> Path | None:
@@ -130,9 +169,15 @@ def _saved_eval(run_dir: Path) -> Path | None:
 
 def _table1a(run_dir: Path, options: EvalOptions) -> tuple[dict, str]:
     """Table 1a from what ``tagger eval`` saved for the test split, else computed on a slice."""
+    from ..evaluate import format_table
+
     saved = _saved_eval(run_dir)
     if saved is not None:
-        return json.loads(saved.read_text()), f"from {saved.name}"
+        result = _read_json(saved)
+        with _reading(saved):  # what the page and the comparison table read of it
+            format_table(result), int(result["groups"]), int(result["examples"])
+            [float(result[key][-1]) for key in ("ami", "ari") if key in result]
+        return result, f"from {saved.name}"
     result = evaluate_run(options.replace(output=options.output / "eval.json"))
     return result, f"computed for this page on the first {result['examples']} test examples"
 
@@ -154,6 +199,8 @@ def _guarded(title: str, build) -> str:
     """One section; a run that cannot give it (e.g. no MNIST for a TextureMNIST run) gets a note."""
     try:
         return build()
+    except DamagedFile:
+        raise
     except (UserError, OSError) as error:
         return f'<p class="note">{html.escape(title)} not available: {html.escape(str(error).splitlines()[0])}</p>'
 
@@ -182,9 +229,13 @@ def run_section(run_dir: Path, options: EvalOptions, results: dict) -> str:
         for caption, png in _figures(run_dir, options))))
     probe = run_dir / "probe.json"
     parts.append('<h3 id="probe">Generalisation (tagger probe)</h3>')
-    parts.append(markdown_table(format_probe(json.loads(probe.read_text()))) if probe.exists() else
-                 f'<p class="note">no probe.json: run <code>tagger probe {html.escape(str(run_dir))}</code> '
-                 "(Shapes runs)</p>")
+    if probe.exists():
+        grid = _read_json(probe)
+        with _reading(probe):
+            parts.append(markdown_table(format_probe(grid)))
+    else:
+        parts.append(f'<p class="note">no probe.json: run <code>tagger probe {html.escape(str(run_dir))}</code> '
+                     "(Shapes runs)</p>")
     return f'<div class="run">{"".join(parts)}</div>'
 
 
@@ -234,8 +285,7 @@ def build_report(run_dirs: list[Path], output: Path | None = None, examples: int
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
+    write_atomically(output, lambda target: Path(target).write_text(page, encoding="utf-8"))
     return output
 
 

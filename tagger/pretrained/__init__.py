@@ -48,7 +48,7 @@ def working_copy(name: str, root: Path = Path("runs")) -> Path:
     source, target = pretrained_path(name), Path(root) / f"pretrained-{name}"
     target.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():
-        if path.is_file() and not ((target / path.name).exists()
+        if path.is_file() and not path.name.startswith(".") and not ((target / path.name).exists()
                                    and filecmp.cmp(path, target / path.name, shallow=False)):
             shutil.copyfile(path, target / path.name)
     return target

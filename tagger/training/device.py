@@ -15,13 +15,16 @@ from ..errors import ConfigError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA if available, else CPU; a :class:`ConfigError` for a device this machine lacks."""
+    """``auto`` -> CUDA if available, else CPU; a :class:`ConfigError` for a device this machine
+    lacks or one tagger does not run on (anything but ``cpu`` and ``cuda[:N]``: mps, meta, xla ...)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"--device {name!r} is not a device (try auto, cpu, cuda, cuda:1)") from None
+    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index not in (None, 0)):
+        raise ConfigError(f"--device {name}: tagger runs on cpu or cuda[:N] (or auto), not {name}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..files import write_text_atomically
+from .output import safe_stream
 
 
 # TensorBoard's "Custom Scalars" tab: every iteration's validation curve in one chart per metric,
@@ -92,7 +94,7 @@ class RunLog:
             return
         summary = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
                            if k in ("epoch", "train_cost", "class_cost", "valid_class_error") or k.startswith("valid_ami"))
-        tqdm.write(summary)
+        tqdm.write(summary, file=safe_stream(sys.stdout))  # a closed stdout does not stop the run
 
     def __exit__(self, *exc):
         if self.writer is not None:
