@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .removed import without_removed
 
 
 def option(default, help: str, **meta):
@@ -19,6 +20,16 @@ def option(default, help: str, **meta):
 
 
 V_PARAMS = ("reference", "fixed")
+MAX_SEED = 2**63 - 3  # torch generators take 64-bit seeds; the run also uses seed + 1 and seed + 2
+
+
+def check_finite(section) -> None:
+    """Every float setting of a config section is a finite number (NaN and inf are refused by name)."""
+    for item in dataclasses.fields(section):
+        value = getattr(section, item.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--" + item.metadata.get("flag", item.name).replace("_", "-")
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
 
 
 @dataclass
@@ -68,6 +79,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
+        check_finite(self)
         if self.input_size < 1:
             raise ConfigError(f"--input-size must be >= 1, got {self.input_size}")
         if self.groups < 1:
@@ -204,7 +216,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
+        check_finite(self)
         checks = [
+            (0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED}, got {self.seed}"),
             (self.dataset in DATASETS + (USER,), f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
             ((self.dataset == USER) == bool(self.data), "a run on your own images needs --data PATH, and --data "
                                                         "no built-in DATASET"),
@@ -263,8 +277,8 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
         try:
-            data = {**data, "model": _without_removed(data["model"], "model"),
-                    "train": _without_removed(data["train"], "train")}
+            data = {**data, "model": without_removed(data["model"], "model"),
+                    "train": without_removed(data["train"], "train")}
             model = dict(data["model"])
             model["widths"] = tuple(int(w) for w in model["widths"])
             model["image_shape"] = tuple(int(v) for v in model.get("image_shape", ()))
@@ -287,31 +301,3 @@ class Config:
 
 
 CLASSES = 10  # MNIST digits
-
-# Options measured, not adopted, and removed (docs/notebook.md names what each measured); commit
-# d917291 has them all. A stored config may still hold them: at these values (where the option was
-# off) they are dropped, anywhere else refused. None: any value (row_length only described the data).
-REMOVED = {
-    "model": {"pixel_noise": 0.0, "row_dropout": 0.0, "row_band": 1, "row_length": None, "mask_skip": False,
-              "v_param": "log"},
-    "train": {"same_colour": 0.0},
-}
-REMOVED_IN = "d917291"
-
-
-def _without_removed(section: dict, name: str) -> dict:
-    """``section`` of a stored config without the keys of removed options (one line where one was on)."""
-    kept = dict(section)
-    for key, off in REMOVED[name].items():
-        if key == "v_param":  # the option stays; one of its values went
-            if kept.get(key) == off:
-                raise ConfigError(f"this run used --v-param log, removed after commit {REMOVED_IN} "
-                                  "(check that commit out to load it)")
-            continue
-        if key in kept:
-            value = kept.pop(key)
-            if off is not None and value != off:
-                flag = "--" + key.replace("_", "-")
-                raise ConfigError(f"this run used {flag} {value}, an option removed after commit {REMOVED_IN} "
-                                  "(check that commit out to load it)")
-    return kept

@@ -156,7 +156,7 @@ def _edit_state(run, **changes):
 
 
 STATE_TYPES = [{"step": "3"}, {"epoch": -1}, {"position": 1.5}, {"history": "x"}, {"elapsed": "fast"},
-               {"last_loss": [1]}, {"train_costs": ["a"]}, {"labeled_position": True}]
+               {"last_loss": [1]}, {"cost_sum": ["a"]}, {"cost_steps": -1}, {"labeled_position": True}]
 
 
 @pytest.mark.parametrize("change", STATE_TYPES, ids=str)

@@ -91,3 +91,19 @@ def test_probe_writes_its_files_atomically(monkeypatch, run, tmp_path, capsys):
     shutil.copytree(run, copy)
     assert main(["probe", str(copy), "--device", "cpu"]) == 0
     assert written == ["probe.json", "probe.md"]
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--seed", "18446744073709551616"], "--seed must be in 0.."),
+    (["--seed", "-1"], "--seed must be in 0.."),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--noise", "nan"], "--noise must be a finite number"),
+    (["--z0=-inf"], "--z0 must be a finite number"),
+    (["--max-minutes", "nan"], "--max-minutes must be a finite number"),
+    (["--lr-decay-from", "nan"], "--lr-decay-from must be a finite number"),
+    (["--valid-fraction", "inf"], "--valid-fraction must be a finite number"),
+])
+def test_numbers_at_their_limits_are_one_line(flags, needle, capsys, tmp_path):
+    fails(["train", "shapes", "--run-dir", tmp_path / "run", *flags], capsys, needle)
+    assert not (tmp_path / "run").exists()

@@ -1,6 +1,7 @@
-"""Ctrl-C and SIGTERM save: a real training subprocess gets the signal after its first checkpoint,
-finishes the step, writes a checkpoint and exits 130; resumed, it ends bit-identical to an
-uninterrupted run (CPU, one thread). A second Ctrl-C exits at once."""
+"""Ctrl-C, SIGTERM and SIGUSR1 save: a real training subprocess gets the signal after its first
+checkpoint, finishes the step, writes a checkpoint and exits 128 + the signal's number (130 for
+Ctrl-C); resumed, it ends bit-identical to an uninterrupted run (CPU, one thread). A second Ctrl-C
+exits at once. SIGHUP and SIGUSR2: tests/test_scheduler.py."""
 import signal
 import time
 
@@ -35,14 +36,14 @@ def same_checkpoint(a, b):
 
 
 @pytest.mark.slow
-def test_sigint_and_sigterm_checkpoint_and_resume_bit_identically(data_dir, tmp_path):
+def test_sigint_sigterm_and_sigusr1_checkpoint_and_resume_bit_identically(data_dir, tmp_path):
     env = environment(data_dir)
     straight = tmp_path / "straight"
     assert start(["shapes", "--run-dir", str(straight), *ARGS], env).wait() == 0
-    for number in (signal.SIGINT, signal.SIGTERM):
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         run = tmp_path / number.name
         process = start(["shapes", "--run-dir", str(run), *ARGS], env)
-        assert signal_after_first_checkpoint(process, run, number) == 130
+        assert signal_after_first_checkpoint(process, run, number) == 128 + number
         err = process.stderr.read().strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"tagger: interrupted: {number.name}") and "--resume" in err[0], err
         stopped = checkpoint_step(run)

@@ -116,7 +116,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monke
 
 def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes(data_dir, tmp_path):
     """A time limit shorter than one step stops after that step, checkpointed mid-epoch; a resume
-    without the limit finishes the epoch."""
+    without the limit finishes the epoch, with the training cost of an uninterrupted run."""
     config = small_config(epochs=1, train_examples=200, valid_examples=20, batch_size=20, max_minutes=1e-6)
     config.model.widths = (24, 12, 12)
     train(config, tmp_path)
@@ -125,6 +125,8 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_finishes(data_dir, tmp_p
     config.train.max_minutes = 0.0
     train(config, tmp_path, resume=True)
     assert history(tmp_path)[-1]["epoch"] == 1 and history(tmp_path)[-1]["step"] == 10
+    train(config, tmp_path / "straight")
+    assert history(tmp_path)[-1]["train_cost"] == history(tmp_path / "straight")[-1]["train_cost"]
 
 
 def test_checkpoint_minutes_skips_epoch_saves_but_keeps_the_last(data_dir, tmp_path, monkeypatch):

@@ -73,7 +73,7 @@ def _main(argv: list[str] | None) -> int:
         return int(_command(args.command)(args) or 0)
     except KeyboardInterrupt as error:  # training's Interrupted says where its checkpoint is
         print(f"tagger: interrupted{': ' + str(error) if str(error) else ''}", file=sys.stderr)
-        return 130
+        return getattr(error, "exit_code", 130)  # 128 + the signal's number
     except Exception as error:  # one line for users, traceback with --debug
         if args.debug:
             raise

@@ -43,8 +43,13 @@ def resume_config(args: argparse.Namespace) -> Config:
     """The stored config of ``args.resume`` with the allowed flags applied; a conflicting flag is a
     :class:`ConfigError` that says how to override it."""
     run_dir = Path(args.resume)
-    config, _, _, _ = read_checkpoint(run_dir)
+    config, state, _, _ = read_checkpoint(run_dir)
     _check_command(args, config, run_dir)
+    done = int(state.get("epoch", 0))
+    epochs = getattr(args, "train.epochs", None)
+    if epochs is not None and epochs < done:  # it would train nothing, and the config would disagree
+        raise ConfigError(f"--epochs {epochs} is fewer than the {done} epochs the run in {run_dir} has trained; "
+                          f"give --epochs {done} or more (its config keeps --epochs {config.train.epochs})")
     for section, prefix in ((config.model, "model."), (config.train, "train.")):
         for name, value in given_flags(section, args, prefix).items():
             if section is config.train and name in RESUMABLE:

@@ -32,6 +32,8 @@ def source_from_args(args: argparse.Namespace) -> Source:
         if args.dataset or args.preset or args.digits is not None:
             raise ConfigError("--config gives the dataset and preset; drop DATASET, --preset and --digits (or the file)")
         source = Source(read_config_file(args.config))
+        if getattr(args, "train.data", None):  # the file's settings, on these images
+            source = _own_data(args, source.config)
     elif getattr(args, "train.data", None):
         if args.dataset or args.digits is not None:
             raise ConfigError("--data replaces the DATASET argument (and --digits); give one of them")
@@ -48,14 +50,15 @@ def source_from_args(args: argparse.Namespace) -> Source:
     return source
 
 
-def _own_data(args: argparse.Namespace) -> Source:
-    """``--data PATH`` (and ``--valid PATH``): the files read once, a preset sized by them, their
-    absolute paths and sha256 digests recorded in the config."""
+def _own_data(args: argparse.Namespace, config: Config | None = None) -> Source:
+    """``--data PATH`` (and ``--valid PATH``): the files read once, ``config`` (default: a preset
+    sized by them) set to train on them, their absolute paths and sha256 digests recorded."""
     given = given_flags(TrainConfig(), args, "train.")
     options = dict(format=given.get("data_format") or None, resize=given.get("resize") or None,
                    data_dir=args.data_dir, progress=not args.no_progress)
     train, digest = open_data(given["data"], **options)
-    config = for_data(args.preset or "quick", train)
+    config = for_data(args.preset or "quick", train) if config is None else config
+    config.train.dataset = USER
     config.train.data, config.train.data_sha256 = str(Path(given["data"]).resolve()), digest
     valid = None
     if given.get("valid_data"):

@@ -12,7 +12,7 @@ from ..config import DATASETS, USER, Config, TrainConfig
 from ..datasets import Split
 from ..presets import preset
 from ..errors import ConfigError
-from ..training.rundir import artefacts, check_new_run_dir, holds_checkpoint
+from ..training.rundir import artefacts, check_new_run_dir, died_early, holds_checkpoint
 from .resume import resume_config
 from .sources import print_config, source_from_args
 
@@ -39,6 +39,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def job_from_args(args: argparse.Namespace) -> TrainJob:
     common = dict(device=args.device, compile=args.compile, data_dir=args.data_dir, progress=not args.no_progress)
+    if args.resume is not None and died_early(args.resume):  # nothing to resume: the same run from the start
+        config = Config.load(Path(args.resume) / "config.json")
+        config.train.max_minutes = getattr(args, "train.max_minutes", None) or 0.0  # this invocation's limit
+        print(f"{args.resume} has no checkpoint yet: starting its config.json from the start")
+        return TrainJob(config, Path(args.resume), **common)
     if args.resume is not None:
         return TrainJob(resume_config(args), Path(args.resume), resume=True, **common)
     source = source_from_args(args)
@@ -85,13 +90,14 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"{run_dir} holds a run already; resuming it")
         config = _demo_resume_config(args, run_dir)
     else:
-        check_new_run_dir(run_dir)  # files but no checkpoint: refused, not cleaned
         config = preset("quick")
         config.train.max_minutes = args.max_minutes
         for name in ("epochs", "train_examples"):
             if getattr(args, name) is not None:
                 setattr(config.train, name, getattr(args, name))
         config.validate()
+        check_new_run_dir(run_dir, config, clear=False)  # refused now, before the instant look; tagger.train
+        # takes the lock and restarts a run that died before its first checkpoint with this config
     _instant_look(args)  # after the checks: bad flags fail at once
     train(TrainJob(config, run_dir, resume=resume, compile=args.compile, **common))
     options = EvalOptions(run_dir=run_dir, device=args.device, data_dir=args.data_dir)

@@ -145,6 +145,25 @@ def _holder(fd: int) -> str:
     return text + (f" (started {fields['started']})" if "started" in fields else "")
 
 
+def writer_of(run_dir: Path) -> str | None:
+    """"PID 1234 on HOST (started ...)" where another process holds ``run_dir``'s lock, else None.
+    Creates nothing (a refusal must leave the directory as it was)."""
+    path = Path(run_dir) / LOCK_NAME
+    if fcntl is None or Path(run_dir).resolve() in _held or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # nobody holds it
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+
+
 def hold_run_lock(run_dir: Path) -> RunLock:
     """Take ``run_dir``'s lock for the rest of this process (the kernel drops it at exit; nothing
     needs to release it); a one-line :class:`ConfigError` if another process writes there. Within

@@ -46,25 +46,38 @@ def train(config: Config, train: Split | None = None, valid: Split | None = None
 
 
 def _train(config, train, valid, run_dir: Path, device, resume, compile, data_dir, progress, quiet) -> Tagger:
-    from . import distributed
-    from .device import apply_process_settings, machine_name, resolve_device
+    from .device import resolve_device
     from .labeled import init_source
-    from .rundir import check_new_run_dir
-    from .trainer import Trainer, load_splits
+    from .rundir import claim_run_dir
+    from .trainer import check_data, load_splits
     from ..checkpoint import find_checkpoint
 
-    if not resume:
-        if config.train.init_from:
-            find_checkpoint(init_source(config.train.init_from))  # fail before loading any data
-        check_new_run_dir(run_dir)  # a run is resumed or refused, never overwritten
+    if not resume and config.train.init_from:
+        find_checkpoint(init_source(config.train.init_from))  # fail before loading any data
+    check_memory(config, resolve_device(str(device)))  # before anything is written
     if train is None:
         train, valid = load_splits(config, data_dir, progress)
     elif valid is None:
         train, valid = split_validation(train, config.train.valid_fraction, config.train.seed)
+    check_data(config, train, valid)
+    # one writer per run directory; a new run only where no run is (or one that died before its
+    # first checkpoint, with this very config: nothing of it can be lost)
+    lock = claim_run_dir(run_dir, resume=resume, config=config)
+    try:
+        return _train_locked(config, train, valid, run_dir, device, resume, compile, progress, quiet)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(config, train, valid, run_dir: Path, device, resume, compile, progress, quiet) -> Tagger:
+    from . import distributed
+    from .device import apply_process_settings, machine_name, resolve_device
+    from .trainer import Trainer
+
     ranks, device_name = distributed.setup(str(device))
     try:
         device = resolve_device(device_name)
-        check_memory(config, device)
         apply_process_settings(config.train, device)
         trainer = Trainer(config, run_dir, train, valid, device, progress=progress, compile=compile, ranks=ranks)
         say = ranks.main and not quiet

@@ -19,7 +19,9 @@ class TrainState:
         elapsed: training seconds so far (validation excluded).
         history: one row per finished epoch (what ``metrics.csv`` holds).
         last_loss: the latest logged training cost (mean of up to 20 steps).
-        train_costs: the logged costs of the current epoch, averaged into its row.
+        cost_sum, cost_steps: the sum (float64, step by step) of the current epoch's training
+            costs and their count: its row's ``train_cost`` is their ratio, the same whether or
+            not the epoch was interrupted and resumed.
         labeled_position: semi-supervised runs: batches used of the labelled stream's permutation.
     """
 
@@ -29,7 +31,8 @@ class TrainState:
     elapsed: float = 0.0
     history: list[dict] = field(default_factory=list)
     last_loss: float | None = None
-    train_costs: list[float] = field(default_factory=list)
+    cost_sum: float = 0.0
+    cost_steps: int = 0
     labeled_position: int = 0
 
     def to_dict(self) -> dict:
@@ -40,6 +43,10 @@ class TrainState:
         """From ``state.json``; keys this version does not know (older files) are ignored; a value
         of the wrong type is a ``ValueError`` naming the key (a hand-edited or foreign file)."""
         names = {f.name for f in dataclasses.fields(cls)}
+        data = dict(data)
+        if isinstance(data.get("train_costs"), list) and data["train_costs"]:  # older files: means of 20 steps
+            data.setdefault("cost_sum", 20.0 * sum(data["train_costs"]))
+            data.setdefault("cost_steps", 20 * len(data["train_costs"]))
         known = {key: value for key, value in data.items() if key in names}
         for key, value in known.items():
             if not _CHECKS[key](value):
@@ -58,10 +65,11 @@ def _number(value) -> bool:
 _CHECKS = {"step": _count, "epoch": _count, "position": _count, "labeled_position": _count,
            "elapsed": _number, "last_loss": lambda v: v is None or _number(v),
            "history": lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
-           "train_costs": lambda v: isinstance(v, list) and all(_number(c) for c in v)}
+           "cost_sum": _number, "cost_steps": _count}
 _KINDS = {"step": "an integer >= 0", "epoch": "an integer >= 0", "position": "an integer >= 0",
           "labeled_position": "an integer >= 0", "elapsed": "a number", "last_loss": "a number or null",
-          "history": "a list of rows", "train_costs": "a list of numbers"}
+          "history": "a list of rows", "cost_sum": "a number",
+          "cost_steps": "an integer >= 0"}
 
 
 def optimizer_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

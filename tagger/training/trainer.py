@@ -26,6 +26,7 @@ from ..model import Tagger
 from .device import resolve_device
 from .distributed import Ranks
 from .interrupts import Interrupted, StopRequests
+from .output import progress_stream
 from .labeled import LabeledStream, initialise_from
 from .runlog import RunLog
 from .state import TrainState, optimizer_tensors, restore_optimizer, restore_rng, rng_tensors
@@ -43,6 +44,24 @@ def load_splits(config: Config, data_dir=None, progress: bool = True):
     train_split = datasets.load(train.dataset, "train", data_dir, **train.data_kwargs())
     valid_split = datasets.load(train.dataset, "valid", data_dir, **train.data_kwargs())
     return train_split, valid_split
+
+
+def check_data(config: Config, train_split: Split, valid_split: Split) -> int:
+    """The training examples a run of ``config`` uses; a one-line :class:`ConfigError` where the
+    data does not fit the model or no step would run."""
+    train = config.train
+    for split in (train_split, valid_split):
+        if split.input_size != config.model.input_size:
+            raise ConfigError(f"the model's input_size {config.model.input_size} does not match the data "
+                              f"({split.name}: {split.input_size} elements per example)")
+    if train.train_examples > len(train_split):
+        raise ConfigError(f"--train-examples {train.train_examples} exceeds the training split's "
+                          f"{len(train_split)} examples")
+    count = train.train_examples or len(train_split)
+    if count // train.batch_size == 0:  # the last partial batch is dropped: no step would run
+        raise ConfigError(f"--batch-size {train.batch_size} is larger than the {count} training examples: "
+                          "an epoch would run no step (use a smaller --batch-size or more --train-examples)")
+    return count
 
 
 class Trainer:
@@ -68,6 +87,7 @@ class Trainer:
         self.load_data(train, valid)
         self.state = TrainState()
         self.saved_at = (-1, time.time())  # (step, wall time) of the last checkpoint
+        self.cost_sum = None  # (): the epoch's training cost so far, on the device (train_epoch)
         self.figure_at = 0.0  # wall time of the last TensorBoard grouping figure
         self.epoch_order_state = self.order.get_state()
         self.step = make_step(compile, self.model, config, self.device, ranks, self.labeled)
@@ -75,17 +95,7 @@ class Trainer:
     def load_data(self, train_split: Split, valid_split: Split) -> None:
         """The training inputs, validation inputs, objects (and labels) on the device, once."""
         train = self.config.train
-        for split in (train_split, valid_split):
-            if split.input_size != self.config.model.input_size:
-                raise ConfigError(f"the model's input_size {self.config.model.input_size} does not match the data "
-                                  f"({split.name}: {split.input_size} elements per example)")
-        if train.train_examples > len(train_split):
-            raise ConfigError(f"--train-examples {train.train_examples} exceeds the training split's "
-                              f"{len(train_split)} examples")
-        count = train.train_examples or len(train_split)
-        if count // train.batch_size == 0:  # the last partial batch is dropped: no step would run
-            raise ConfigError(f"--batch-size {train.batch_size} is larger than the {count} training examples: "
-                              "an epoch would run no step (use a smaller --batch-size or more --train-examples)")
+        count = check_data(self.config, train_split, valid_split)
         valid_count = train.valid_examples or len(valid_split)
         on_device = lambda array: torch.as_tensor(array).to(self.device)  # noqa: E731
         self.train_x = on_device(train_split.features[:count])  # (N, D)
@@ -100,6 +110,8 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------
     def save(self) -> None:
         """Checkpoint (rank 0 writes; every rank waits for it)."""
+        if self.cost_sum is not None:
+            self.state.cost_sum = float(self.cost_sum)
         tensors = rng_tensors(self.device, self.epoch_order_state)
         tensors.update(optimizer_tensors(self.model, self.step.optimizer))
         if self.labeled is not None:
@@ -141,21 +153,25 @@ class Trainer:
         """Run the rest of one epoch; False if stopped early by the time limit or a signal."""
         train, state = self.config.train, self.state
         steps = self.train_x.shape[0] // train.batch_size
-        bar = tqdm(total=steps, initial=state.position, disable=not self.progress,
+        bar = tqdm(total=steps, initial=state.position, disable=not self.progress, file=progress_stream(),
                    mininterval=0.1 if sys.stderr.isatty() else 30.0,
                    desc=f"epoch {state.epoch + 1}/{train.epochs}", leave=False)
         started, running = time.time(), []
+        # the epoch's cost summed step by step in float64 on the device (no host sync): the same
+        # sum in the same order whether or not the epoch is interrupted, checkpointed and resumed
+        self.cost_sum = torch.tensor(state.cost_sum, dtype=torch.float64, device=self.device)
         for position, indices in self.epoch_batches():
             if train.lr_decays:  # a function of the step alone, so a resumed run follows the same schedule
                 self.step.set_lr(learning_rate(train.lr, train.lr_decay_from, state.step, steps * train.epochs))
             running.append(self.step.fn(self.train_x[indices]))
+            self.cost_sum += running[-1].double()
             state.step += 1
+            state.cost_steps += 1
             state.position = position + 1
             bar.update(1)
             synced = len(running) == 20 or position + 1 == steps
             if synced:  # one host sync per 20 steps
                 self.check_loss(self.ranks.mean(torch.stack(running).mean()).item(), bar)
-                state.train_costs.append(state.last_loss)
                 running = []
             if train.checkpoint_every and state.step % train.checkpoint_every == 0:
                 state.elapsed += time.time() - started
@@ -183,8 +199,9 @@ class Trainer:
 
     def check_loss(self, value: float, bar) -> None:
         if not math.isfinite(value):
-            raise TrainingError(f"loss became {value} at step {self.state.step}; "
-                                f"stopped, last good checkpoint kept in {self.run_dir}")
+            kept = (f"the last good checkpoint (step {self.saved_at[0]}) is kept in {self.run_dir}"
+                    if self.saved_at[0] >= 0 else "no checkpoint was written")
+            raise TrainingError(f"loss became {value} at step {self.state.step}; stopped, {kept}")
         self.state.last_loss = value
         bar.set_postfix(cost=f"{value:.4f}")
 
@@ -196,8 +213,9 @@ class Trainer:
 
     def end_epoch(self, log) -> None:
         result, state = self.validate(), self.state
+        state.cost_sum = float(self.ranks.mean(self.cost_sum))
         row = {"epoch": state.epoch + 1, "step": state.step, "elapsed_s": round(state.elapsed, 2),
-               "train_cost": sum(state.train_costs) / max(len(state.train_costs), 1)}
+               "train_cost": state.cost_sum / max(state.cost_steps, 1)}
         for index, (cost, score, ari) in enumerate(zip(result["denoising_cost"], result["ami"], result["ari"]), start=1):
             row[f"valid_cost_{index}"], row[f"valid_ami_{index}"], row[f"valid_ari_{index}"] = cost, score, ari
         for index, error in enumerate(result.get("class_error", []), start=1):
@@ -207,7 +225,8 @@ class Trainer:
         log(row)
         self.log_groupings(log)
         state.history.append(row)
-        state.train_costs = []
+        state.cost_sum, state.cost_steps = 0.0, 0
+        self.cost_sum = None
         state.epoch += 1
         state.position = 0
         self.epoch_order_state = self.order.get_state()
@@ -271,7 +290,7 @@ class Trainer:
                 self.save()
         if stop.requested:
             raise Interrupted(f"{stop.requested}: checkpoint written at step {self.state.step} (epoch "
-                              f"{self.state.epoch + 1}); --resume {self.run_dir} continues")
+                              f"{self.state.epoch + 1}); --resume {self.run_dir} continues", stop.exit_code)
         return self.state.history[-1] if self.state.history else {}
 
     @property
