@@ -30,6 +30,8 @@ def check_finite(section) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             flag = "--" + item.metadata.get("flag", item.name).replace("_", "-")
             raise ConfigError(f"{flag} must be a finite number, got {value}")
+MAPPINGS = ("fc", "conv")
+PADDINGS = ("zeros", "circular")
 
 
 @dataclass
@@ -57,6 +59,13 @@ class ModelConfig:
             With C > 1 masks are per pixel, shared over its channels.
         image_shape: ``(H, W)`` or ``(H, W, C)`` of one example, where known: what
             :meth:`tagger.model.Tagger.segment` shapes the masks by (empty: flat masks).
+        mapping: ``"fc"`` (the paper's fully connected Ladder, ``widths``) or ``"conv"`` (this
+            project's convolutional Ladder, :mod:`tagger.conv_ladder`: ``conv_*`` fields; not in the paper).
+        conv_channels: channels of each conv level, full resolution first.
+        conv_strides: stride (1 or 2) of the conv into each level after the first.
+        conv_kernel: odd kernel size of the convs.
+        conv_padding: ``"zeros"`` or ``"circular"`` (exactly shift-equivariant; for tests and tori).
+        conv_coords: two coordinate channels added to every group's input (a soft position embedding).
     """
 
     input_size: int = option(400, "D, elements per example (must match the data)")
@@ -76,6 +85,16 @@ class ModelConfig:
     channels: int = option(1, "C, colour channels per pixel (D = pixels x C); C > 1: per-pixel masks")
     image_shape: tuple[int, ...] = option((), "(H, W) or (H, W, C) of an example (set by the preset or the data)",
                                           flag=None)
+    mapping: str = option("fc", "fc: the paper's fully connected Ladder; conv: this project's convolutional "
+                                "Ladder (not in the paper)", choices=MAPPINGS)
+    conv_channels: tuple[int, ...] = option((32, 32, 64, 64), "conv mapping: channels per level, full "
+                                                              "resolution first, e.g. 32-32-64-64")
+    conv_strides: tuple[int, ...] = option((2, 1, 2), "conv mapping: stride (1 or 2) into each level after the "
+                                                      "first, e.g. 2-1-2")
+    conv_kernel: int = option(3, "conv mapping: kernel size (odd)")
+    conv_padding: str = option("zeros", "conv mapping: padding (circular: exactly shift-equivariant)",
+                               choices=PADDINGS)
+    conv_coords: bool = option(False, "conv mapping: add two coordinate channels (a soft position embedding)")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the offending flag."""
@@ -104,6 +123,28 @@ class ModelConfig:
             raise ConfigError(f"--v-param must be {' or '.join(V_PARAMS)}, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:
             raise ConfigError(f"--v-init must be > 0, got {self.v_init}")
+        if self.mapping not in MAPPINGS:
+            raise ConfigError(f"--mapping must be {' or '.join(MAPPINGS)}, got {self.mapping!r}")
+        if self.mapping == "conv":
+            self.validate_conv()
+
+    def validate_conv(self) -> None:
+        """The conv mapping's fields; one-line :class:`ConfigError` each."""
+        shape = tuple(self.image_shape)
+        if len(shape) not in (2, 3) or math.prod(shape) != self.input_size or \
+                (shape[2] if len(shape) == 3 else 1) != self.channels:
+            raise ConfigError(f"--mapping conv needs the image shape (H, W[, C]) of the data to match --input-size "
+                              f"{self.input_size} and --channels {self.channels}, got image_shape {shape} "
+                              "(set by the dataset's presets)")
+        if not self.conv_channels or any(int(c) < 1 for c in self.conv_channels):
+            raise ConfigError(f"--conv-channels needs >= 1 positive channel counts, got {self.conv_channels}")
+        if len(self.conv_strides) != len(self.conv_channels) - 1 or any(s not in (1, 2) for s in self.conv_strides):
+            raise ConfigError(f"--conv-strides needs one stride (1 or 2) per level after the first "
+                              f"({len(self.conv_channels) - 1}), got {self.conv_strides}")
+        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+            raise ConfigError(f"--conv-kernel must be odd and >= 1, got {self.conv_kernel}")
+        if self.conv_padding not in PADDINGS:
+            raise ConfigError(f"--conv-padding must be {' or '.join(PADDINGS)}, got {self.conv_padding!r}")
 
 DATASETS = ("shapes", "texture-mnist", "tetrominoes", "spectrograms", "spikes")
 USER = "user"  # the dataset of a run on the user's own images (``--data PATH``)
@@ -264,6 +305,8 @@ class Config:
             raise ConfigError("spectrograms: the active-bin input needs the binary likelihood and the log "
                               "magnitude the continuous one; choose the preset that says which")
         if self.train.class_cost > 0:
+            if self.model.mapping != "fc":
+                raise ConfigError("--class-cost needs --mapping fc (the conv mapping has no class read-out)")
             if self.train.dataset != "texture-mnist":
                 raise ConfigError("--class-cost needs labels: only texture-mnist has them")
             if self.model.widths[-1] != CLASSES + 1:
@@ -281,7 +324,9 @@ class Config:
                     "train": without_removed(data["train"], "train")}
             model = dict(data["model"])
             model["widths"] = tuple(int(w) for w in model["widths"])
-            model["image_shape"] = tuple(int(v) for v in model.get("image_shape", ()))
+            for key in ("image_shape", "conv_channels", "conv_strides"):  # JSON lists back to tuples
+                if key in model:
+                    model[key] = tuple(int(value) for value in model[key])
             if "resize" in data["train"]:
                 data["train"] = {**data["train"], "resize": tuple(int(v) for v in data["train"]["resize"])}
             return cls(preset=data.get("preset", "custom"), model=ModelConfig(**model),

@@ -4,6 +4,8 @@ Each iteration, every group k receives ``[z_k, dz_k, m_k, L(m_k)]`` (4D values),
 projected to H0 units (linear, normalise, bias, ReLU), passes through the mapping (a
 Ladder by default; groups folded into the batch so all groups share it) and is read out
 as a new reconstruction ``z_k`` and mask logits; the masks are a softmax over groups.
+With ``config.mapping == "conv"`` (this project's extension, :mod:`tagger.conv_ladder`) the same
+inputs are a ``(2C+2)``-channel image per group and the conv mapping owns projection and read-out.
 Shapes: B batch, K groups, T iterations, D input elements, P pixels, C channels, H0 mapping width.
 
 Masks belong to pixels: an object owns a pixel, not one of its colour channels. With
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .conv_ladder import ConvLadder
 from .inputs import check_batch, check_count, check_values, group_indices
 from .ladder import Ladder, init_weight, normalize
 from .likelihood import make_likelihood, spread_channels, sum_channels
@@ -81,6 +84,11 @@ class Tagger(nn.Module):
         size, width = config.input_size, config.widths[0]
         self.channels, self.pixels = config.channels, size // config.channels
         self.likelihood = make_likelihood(config.likelihood, config.noise, config.v_init, config.v_param)
+        if config.mapping == "conv":  # owns its input conv and read-out (tagger/conv_ladder.py)
+            self.mapping = mapping if mapping is not None else ConvLadder(
+                config.image_shape, config.conv_channels, config.conv_strides, config.conv_kernel, config.norm,
+                self.likelihood.combinator, config.conv_padding, config.conv_coords)
+            return
         # the mapping sees [z_in, dz] per element and [m, L(m)] per pixel
         self.input_weight = init_weight(2 * size + 2 * self.pixels, width)
         self.input_bias = nn.Parameter(torch.zeros(width))
@@ -143,22 +151,28 @@ class Tagger(nn.Module):
         Returns:
             ``(z, z_in, masks, top)`` for the next iteration; ``top`` is ``(B, K, HL)``.
         """
-        batch, groups, size = z.shape
         ratio = self.likelihood_ratio(x_noisy, z)  # (B, K, P)
         error = self.likelihood.modelling_error(x_noisy, z, self.per_element(masks))  # (B, K, D)
+        mapped = self.mapping if self.config.mapping == "conv" else self.fully_connected
+        pre, logits, top = mapped(z_in, error, masks, ratio)  # (B, K, D), (B, K, P), (B, K, HL)
+        if removed is not None:
+            logits = logits.masked_fill(removed[None, :, None], REMOVED_LOGIT)
+        masks = torch.softmax(logits, dim=1)
+        z = self.likelihood.reconstruct(pre)
+        return z, self.likelihood.mapping_input(pre, z), masks, top
+
+    def fully_connected(self, z_in, error, masks, ratio):
+        """The paper's path: ``[z_in, dz, m, L(m)]`` projected to H0 (linear, normalise, bias, ReLU),
+        the Ladder, and linear read-outs; returns ``pre`` ``(B, K, D)``, ``logits`` ``(B, K, P)``, ``top``."""
+        batch, groups, size = z_in.shape
         features = torch.cat([z_in, error, masks, ratio], dim=-1).reshape(batch * groups, -1)  # (BK, 2D+2P)
         norm = self.config.norm
         hidden = torch.relu(normalize(features @ self.input_weight, norm) + self.input_bias)  # (BK, H0)
         bottom, top = self.mapping(hidden)  # (BK, H0), (BK, HL)
         pre = self.z_scale * normalize(bottom @ self.z_weight, norm) + self.z_bias  # (BK, D)
         logits = self.m_scale * normalize(bottom @ self.m_weight, norm)  # (BK, P)
-        pre = pre.reshape(batch, groups, size)
-        logits = logits.reshape(batch, groups, self.pixels)
-        if removed is not None:
-            logits = logits.masked_fill(removed[None, :, None], REMOVED_LOGIT)
-        masks = torch.softmax(logits, dim=1)
-        z = self.likelihood.reconstruct(pre)
-        return z, self.likelihood.mapping_input(pre, z), masks, top.reshape(batch, groups, -1)
+        return (pre.reshape(batch, groups, size), logits.reshape(batch, groups, self.pixels),
+                top.reshape(batch, groups, -1))
 
     def forward(self, x: torch.Tensor, iterations: int | None = None, groups: int | None = None,
                 corrupt: bool = True, keep: bool = False, generator: torch.Generator | None = None,
@@ -182,7 +196,7 @@ class Tagger(nn.Module):
         iterations = self.config.iterations if iterations is None else iterations
         groups = self.config.groups if groups is None else groups
         self.check_input(x, iterations, groups)
-        x = x.to(self.input_weight.dtype)  # float64 / float16 inputs run in the model's dtype
+        x = x.to(self.mapping_dtype)  # float64 / float16 inputs run in the model's dtype
         if not (self.training and torch.is_grad_enabled()):  # not in training steps: no host sync there
             check_values(x, self.config.likelihood)
         removed = self.removal(remove_groups, groups, x.device)
@@ -254,13 +268,21 @@ class Tagger(nn.Module):
         shape = self.config.image_shape
         return masks.reshape(*masks.shape[:2], *shape[:2]) if shape else masks
 
+    @property
+    def mapping_dtype(self) -> torch.dtype:
+        """The dtype the weights (and so the inputs) are in."""
+        return next(self.parameters()).dtype
+
     def flops_per_example(self, iterations: int | None = None, groups: int | None = None) -> float:
-        """Matmul FLOPs of one forward pass per example (2 per multiply-add)."""
+        """Matmul (or conv) FLOPs of one forward pass per example (2 per multiply-add)."""
+        count = (groups or self.config.groups) * (iterations or self.config.iterations)
+        if self.config.mapping == "conv":
+            return 2.0 * self.mapping.macs_per_group() * count
         widths = self.config.widths
         size, pixels = self.config.input_size, self.pixels
         per_group = (2 * size + 2 * pixels) * widths[0] + widths[0] * (size + pixels)
         per_group += 2 * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-        return 2.0 * per_group * (groups or self.config.groups) * (iterations or self.config.iterations)
+        return 2.0 * per_group * count
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -24,6 +24,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     from ..baselines.train import BaselineTrainer, load_baseline_splits
     from ..training.device import resolve_device
 
+    if args.model == "slot-attention":
+        return run_slot_attention(args)
     config = baseline_config_from_args(args)
     data = "mnist" if config.dataset == "mnist" else f"t{config.digits}"
     run_dir = args.run_dir or Path("runs") / f"baseline-{config.model}-{data}-{config.labeled or 'all'}"
@@ -38,6 +40,35 @@ def run_baseline(args: argparse.Namespace) -> int:
     print(f"{config.model} on {name}, {result['labeled_examples']} labels, "
           f"{result['epochs_run']} epochs: valid error {result['valid_class_error']:.2f} %, "
           f"test error {result['test_class_error']:.2f} % (result in {run_dir}/result.json)")
+    return 0
+
+
+SLOT_FLAGS = ("epochs", "batch_size", "lr", "seed", "valid_examples", "max_minutes")  # the baseline flags it takes
+
+
+def run_slot_attention(args: argparse.Namespace) -> int:
+    """``tagger baseline --model slot-attention --dataset tetrominoes|shapes``: this project's Slot Attention."""
+    from ..baselines.slot_attention import DATASETS, SlotConfig, load_slot_splits, train_slot_attention
+    from ..baselines.train import BaselineConfig
+    from ..training.device import resolve_device
+    from .flags import given_flags
+
+    if args.dataset not in DATASETS:
+        raise ConfigError(f"slot-attention groups objects: give --dataset {' or '.join(DATASETS)}")
+    given = given_flags(BaselineConfig(), args, "baseline.")
+    ignored = sorted(set(given) - set(SLOT_FLAGS))
+    if ignored:
+        raise ConfigError(f"slot-attention takes only --{', --'.join(f.replace('_', '-') for f in SLOT_FLAGS)}; "
+                          f"got --{', --'.join(f.replace('_', '-') for f in ignored)}")
+    config = SlotConfig(dataset=args.dataset, **{key: given[key] for key in SLOT_FLAGS if key in given}).validate()
+    run_dir = Path(args.run_dir or Path("runs") / f"baseline-slot-attention-{config.dataset}")
+    if (run_dir / "result.json").exists():
+        raise ConfigError(f"--run-dir {run_dir} already holds a finished baseline; choose another --run-dir")
+    result = train_slot_attention(config, load_slot_splits(config, args.data_dir), run_dir,
+                                  resolve_device(args.device), progress=not args.no_progress)
+    print(f"slot attention on {config.dataset}, K={config.slots}, {result['epochs_run']} epochs "
+          f"({result['train_seconds']:.0f} s): valid FG-ARI {result['valid_ari']:.3f}, test FG-ARI "
+          f"{result['test_ari']:.3f} (result in {run_dir}/result.json)")
     return 0
 
 

@@ -165,12 +165,14 @@ def _add_baseline_command(commands) -> None:
     text = "train and test one of Table 2's baselines on TextureMNIST (FC MLP, FC Ladder, ConvNet)"
     sub = commands.add_parser("baseline", help=text, description=text + ". Defaults: the paper's model for "
                               "the label count, trained with the Ladder code base's defaults (docs/design.md).")
-    sub.add_argument("--model", required=True, choices=["mlp", "ladder", "convnet"],
+    sub.add_argument("--model", required=True, choices=["mlp", "ladder", "convnet", "slot-attention"],
                      help="mlp: FC MLP (2000-2000-2000 with all labels, 1000-1000 with 1k); ladder: FC Ladder "
-                          "3000-2000-1000-500-250 (semi-supervised); convnet: Model C with BN")
-    sub.add_argument("--dataset", default="texture-mnist", choices=["texture-mnist", "mnist"],
+                          "3000-2000-1000-500-250 (semi-supervised); convnet: Model C with BN; slot-attention: "
+                          "this project's object-discovery baseline (Locatello et al. 2020, not the paper's), "
+                          "with --dataset tetrominoes or shapes, scored by FG-ARI")
+    sub.add_argument("--dataset", default="texture-mnist", choices=["texture-mnist", "mnist", "tetrominoes", "shapes"],
                      help="texture-mnist (Table 2; default) or plain mnist (checks the baselines against the "
-                          "Ladder paper's MNIST numbers)")
+                          "Ladder paper's MNIST numbers); tetrominoes or shapes for slot-attention")
     sub.add_argument("--digits", type=int, default=2, help="TextureMNIST1 or 2 (default 2)")
     sub.add_argument("--labeled", type=int, default=1000, help="labelled examples, 100 per class (0 = all 50k)")
     sub.add_argument("--run-dir", type=Path, help="output directory (default runs/baseline-MODEL-tDIGITS-LABELED, "
