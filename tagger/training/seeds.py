@@ -19,7 +19,10 @@ checkpointed or validated its weights, Adam moments and generator state are copi
 Trainer (generator -> global RNG), so every ``RUN/seedS`` is an ordinary run: ``tagger eval``,
 ``show``, ``tagger.load`` and ``--resume RUN/seedS`` work on it alone. The group resumes with
 ``--resume RUN`` (``RUN/seeds.json`` names the seeds). What is not bitwise the single run is the
-batched arithmetic (bmm sums in another order): ~1e-5 after 100 steps (tests/test_seed_parallel.py).
+batched arithmetic (bmm sums in another order): 1e-9 after one fp32 step, which training on
+Shapes amplifies ~1e4-1e5x where the groups break symmetry (fp32: 1e-4 after 60 steps, 2e-2 after
+100; float64: 1e-8 after 100), as any change of summation order (e.g. thread count) would
+(tests/test_seed_parallel.py).
 
 Refused in one line: ``--compile graph/fused`` (CUDA graphs of a vmapped step are untested),
 torchrun, and semi-supervised runs (``--class-cost``).
