@@ -2,6 +2,9 @@
 import os
 import sys
 
+# Whether libgomp was loaded (with torch) before this package could set GOMP_SPINCOUNT: then its
+# threads spin 300,000 times at each barrier, and tagger.metrics runs on one thread (tagger/threads.py).
+OPENMP_SPINS = "torch" in sys.modules and "GOMP_SPINCOUNT" not in os.environ
 if "torch" not in sys.modules:  # read once, when torch loads its OpenMP runtime
     # Threads waiting at an OpenMP barrier spin 300,000 times before sleeping (libgomp's default).
     # On a CPU shared with another busy process that turned a 2-thread training step 10-50x slower;

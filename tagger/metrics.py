@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .threads import on_few_threads
+
 __all__ = ["ami", "ari", "mean_ami", "contingency"]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -210,6 +212,7 @@ def _table(objects, masks):
     return cont, a, b, a.sum(1)
 
 
+@on_few_threads
 def ami(objects, masks) -> torch.Tensor:
     """Adjusted mutual information per example over the scored elements.
 
@@ -236,6 +239,7 @@ def ami(objects, masks) -> torch.Tensor:
     return torch.where(trivial, 1.0, score)
 
 
+@on_few_threads
 def ari(objects, masks) -> torch.Tensor:
     """Adjusted Rand index per example over the scored elements.
 

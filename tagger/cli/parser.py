@@ -215,6 +215,10 @@ def _add_train_command(commands) -> None:
                        help="continue this run from its checkpoint (--epochs, --max-minutes, "
                             "--checkpoint-every may be given to change them; another value of any other "
                             "flag is an error; --max-minutes limits this invocation only)")
+    train.add_argument("--seeds", metavar="SEEDS",
+                       help="train these seeds together in one process as one stacked model, e.g. 10-29 or 1,2,3: "
+                            "RUN_DIR/seedS/ is each seed's ordinary run, RUN_DIR/summary.json the median, min and "
+                            "max over seeds of the last validation (--resume RUN_DIR continues them)")
     _add_place_flags(train)
     _add_compile_flag(train, default="off")
     _add_mnist_dir_flag(train)

@@ -70,6 +70,10 @@ def train(job: TrainJob):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if getattr(args, "seeds", None) or (args.resume is not None and (Path(args.resume) / "seeds.json").is_file()):
+        from .seeds import run_train_seeds  # several seeds as one stacked model
+
+        return run_train_seeds(args)
     job = job_from_args(args)
     if args.print_config:
         job.config.validate()
