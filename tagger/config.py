@@ -117,8 +117,6 @@ class ModelConfig:
             raise ConfigError(f"--noise (Gaussian std) must be > 0, got {self.noise}")
         if self.channels < 1 or self.input_size % self.channels:
             raise ConfigError(f"--channels must be >= 1 and divide the input size {self.input_size}, got {self.channels}")
-        if self.image_shape and math.prod(self.image_shape) != self.input_size:
-            raise ConfigError(f"image shape {self.image_shape} does not hold the input size {self.input_size}")
         if self.v_param not in V_PARAMS:
             raise ConfigError(f"--v-param must be {' or '.join(V_PARAMS)}, got {self.v_param!r}")
         if self.v_init is not None and not self.v_init > 0.0:

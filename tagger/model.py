@@ -265,8 +265,10 @@ class Tagger(nn.Module):
             masks = self.posterior(x.to(masks.dtype), out.reconstructions[-1], masks)
         elif assign != "masks":
             raise ValueError(f"assign must be masks or posterior, got {assign!r}")
-        shape = self.config.image_shape
-        return masks.reshape(*masks.shape[:2], *shape[:2]) if shape else masks
+        shape = self.config.image_shape  # (H, W[, C]), unless --input-size was changed beside a preset
+        if shape and shape[0] * shape[1] == self.pixels:
+            return masks.reshape(*masks.shape[:2], *shape[:2])
+        return masks
 
     @property
     def mapping_dtype(self) -> torch.dtype:

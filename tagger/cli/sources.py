@@ -44,7 +44,8 @@ def source_from_args(args: argparse.Namespace) -> Source:
             raise ConfigError(f"--digits applies to texture-mnist only, not {dataset}")
         source = Source(preset(args.preset or "quick", dataset, 2 if args.digits is None else args.digits))
     apply_flags(source.config.model, args, "model.")
-    apply_flags(source.config.train, args, "train.", skip=("data", "valid_data"))
+    own = source.train is not None  # --data and --valid were read, resolved and recorded already
+    apply_flags(source.config.train, args, "train.", skip=("data", "valid_data") if own else ())
     if source.train is not None:
         print(describe(source.config, source.train))
     return source

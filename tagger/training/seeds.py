@@ -312,6 +312,8 @@ def train_seeds(config: Config, seeds: list[int] | None, train=None, valid=None,
                 for name in ("epochs", "max_minutes", "checkpoint_every", "checkpoint_minutes"):
                     setattr(stored.train, name, getattr(config.train, name))
     else:
+        if config.train.class_cost > 0:  # before validate(), which would name the dataset instead
+            raise ConfigError("--seeds does not train semi-supervised runs (--class-cost); train each seed alone")
         config.validate()
         if is_group(run_dir):
             raise ConfigError(f"--run-dir {run_dir} already holds seeds; continue them with --resume {run_dir}")
