@@ -183,3 +183,12 @@ def test_bad_own_data_is_one_line(args, needle, own_run, colour_file, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tagger: error:") and needle in err[0], err
     assert not (tmp_path / "huge").exists()
+
+
+def test_images_without_objects_train_and_score_nothing(tmp_path, capsys, data_dir):
+    np.save(tmp_path / "bare.npy", np.random.default_rng(0).integers(0, 256, size=(300, 8, 8, 3), dtype=np.uint8))
+    assert main(["train", "--data", str(tmp_path / "bare.npy"), "--run-dir", str(tmp_path / "run"), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "without objects (nothing scored)" in out and "no objects to score" in out
+    row = read_checkpoint(tmp_path / "run")[1]["history"][-1]
+    assert np.isnan(row["valid_ami_5"]) and np.isnan(row["valid_ari_5"]) and np.isfinite(row["valid_cost_5"])

@@ -75,8 +75,8 @@ def describe(config: Config, split: Split) -> str:
     truth = "with objects" if split.objects.any() else "without objects (nothing scored)"
     return (f"data: {split.name}, {len(split)} images of {shape} {truth}; {model.likelihood} likelihood "
             f"({'every value 0 or 1' if split.binary else 'continuous values'}), z0 {model.z0}, K = {model.groups}; "
-            f"preset {config.preset}: widths {'-'.join(map(str, model.widths))}, {train.epochs} epochs of batch "
-            f"{train.batch_size}")
+            f"preset {config.preset}: widths {'-'.join(map(str, model.widths))}, {train.epochs} "
+            f"epoch{'s' if train.epochs != 1 else ''} of batch {train.batch_size}")
 
 
 def read_config_file(path: Path) -> Config:

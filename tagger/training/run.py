@@ -128,5 +128,7 @@ def summary(config: Config, last: dict, epoch: int, run_dir: Path) -> str:
     if epoch < epochs:
         return f"stopped at epoch {epoch} of {epochs} (time limit); checkpoint in {run_dir}; --resume {run_dir} continues"
     t = config.train.eval_iterations
-    return (f"done: epoch {last['epoch']} of {epochs}, valid AMI / FG-ARI (last iteration) "
-            f"{last[f'valid_ami_{t}']:.3f} / {last[f'valid_ari_{t}']:.3f}; checkpoint in {run_dir}")
+    scores = (f"valid AMI / FG-ARI (last iteration) {last[f'valid_ami_{t}']:.3f} / {last[f'valid_ari_{t}']:.3f}"
+              if last[f"valid_ami_{t}"] == last[f"valid_ami_{t}"] else  # NaN: data without objects
+              f"valid denoising cost (last iteration) {last[f'valid_cost_{t}']:.4f} (no objects to score)")
+    return f"done: epoch {last['epoch']} of {epochs}, {scores}; checkpoint in {run_dir}"

@@ -208,8 +208,11 @@ class Trainer:
     # -- epochs ---------------------------------------------------------------------------
     def validate(self) -> dict:
         train = self.config.train
-        return evaluate(self.model, self.valid_x, self.valid_objects, iterations=train.eval_iterations,
-                        batch_size=train.eval_batch_size, seed=train.seed, labels=self.valid_labels)
+        result = evaluate(self.model, self.valid_x, self.valid_objects, iterations=train.eval_iterations,
+                          batch_size=train.eval_batch_size, seed=train.seed, labels=self.valid_labels)
+        if not bool(self.valid_objects.any()):  # your images without objects: the cost alone means anything
+            result["ami"] = result["ari"] = [math.nan] * len(result["ami"])
+        return result
 
     def end_epoch(self, log) -> None:
         result, state = self.validate(), self.state
