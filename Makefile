@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench gpu-check table1 table1b table2 table2-baselines
+.PHONY: install demo test test-fast bench gpu-check table1 table1b table2 table2-baselines
 
 install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
@@ -19,6 +19,9 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install  # the edit loop: every test but the short trainings and subprocess runs marked slow
+	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(PYTHON) benchmarks/bench.py

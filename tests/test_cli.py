@@ -110,6 +110,7 @@ def test_unknown_flag_is_an_argparse_error():
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_demo_end_to_end_on_a_small_budget(data_dir, tmp_path):
     """``tagger demo``: trains (one epoch on 200 examples), evaluates and draws a figure."""
     run_dir = tmp_path / "demo"

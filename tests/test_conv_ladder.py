@@ -142,6 +142,7 @@ def squares(n: int, seed: int) -> Split:
     return Split(f"squares/{seed}", x.reshape(n, -1), objects.reshape(n, -1), (SIZE, SIZE, 3), binary=False)
 
 
+@pytest.mark.slow
 def test_short_training_learns_to_group_coloured_squares(tmp_path):
     """100 steps of ``tagger.train`` (batch 16, K = 3, T = 3, ~20 s on one core): FG-ARI rises clearly."""
     threads = torch.get_num_threads()

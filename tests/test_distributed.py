@@ -118,6 +118,7 @@ def test_batch_norm_under_two_gloo_processes_is_per_rank(tmp_path):
     assert abs(whole[1] - halves[1]) > 1e-3
 
 
+@pytest.mark.slow
 def test_a_signal_to_one_rank_stops_every_rank_after_the_same_step(data_dir, tmp_path):
     """SIGINT to rank 1 only: both ranks stop at the next sync point, rank 0 checkpoints, both exit
     130 (no rank is left waiting in a collective), and --resume then finishes the run."""

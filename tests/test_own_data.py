@@ -33,6 +33,7 @@ def exported(tmp_path_factory, data_dir):
     return folder
 
 
+@pytest.mark.slow
 def test_training_from_an_exported_file_equals_training_on_the_builtin_dataset(exported, tmp_path):
     builtin = small(preset("quick"))
     own = small(preset("quick"))

@@ -83,6 +83,7 @@ def test_line_oracle_gives_each_line_to_its_majority_owner():
     np.testing.assert_array_equal(by_row[0].argmax(0), [1] * 3 + [2] * 3 + [2] * 3)
 
 
+@pytest.mark.slow
 def test_short_training_learns_to_group(monkeypatch, fg_ari_before_after):
     monkeypatch.setattr(sk, "SPLIT_SIZES", {"train": 4000, "valid": 200, "test": 8})
     config = preset("quick", "spikes")
