@@ -10,6 +10,7 @@ from tagger.conv_ladder import ConvLadder, MapCombinator
 from tagger.datasets import Split
 from tagger.metrics import ari
 from tagger.model import Draws
+from test_model import perturbed  # decoder combinators off their start: outputs depend on every level
 
 
 def conv_config(shape=(7, 9, 3), **extra) -> ModelConfig:
@@ -20,13 +21,6 @@ def conv_config(shape=(7, 9, 3), **extra) -> ModelConfig:
     return ModelConfig(**(base | extra))
 
 
-def perturbed(model):
-    """Move the decoder's combinators off their start so the output depends on every level."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for combinator in model.mapping.combinators:
-            combinator.params.normal_()
-    return model
 
 
 @pytest.mark.parametrize("norm", ["batch", "layer"])

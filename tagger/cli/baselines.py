@@ -80,18 +80,10 @@ def rc_config_from_args(args: argparse.Namespace):
 
 
 def seed_list(text: str) -> list[int]:
-    """``"1-5"`` or ``"1,3,7"`` -> seeds."""
-    try:
-        if "-" in text:
-            first, last = (int(part) for part in text.split("-"))
-            seeds = list(range(first, last + 1))
-        else:
-            seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds:
-        raise ConfigError(f"--seeds must look like 1-5 or 1,3,7, got {text!r}")
-    return seeds
+    """``"1-5"`` or ``"1,3,7"`` -> seeds (:func:`tagger.training.seeds.parse_seeds`, the one parser)."""
+    from ..training.seeds import parse_seeds
+
+    return parse_seeds(text)
 
 
 def run_rc(args: argparse.Namespace) -> int:
